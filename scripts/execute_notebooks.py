@@ -1,0 +1,61 @@
+"""Execute the book's notebooks with papermill (fast mode unless --full).
+
+Notebooks are taken from _toc.yml, so only chapters that are in the book run. By default each is
+executed in place (its stored outputs are then the fast-mode outputs that ``pytest --nbval`` checks);
+``--out DIR`` writes the executed copies to DIR instead and leaves the sources untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import papermill as pm
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def toc_notebooks() -> list[Path]:
+    """Every .ipynb named in _toc.yml, in reading order."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if "file" in node:
+                files.append(node["file"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(toc)
+    return [ROOT / (f + ".ipynb") for f in files if (ROOT / (f + ".ipynb")).exists()]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: every notebook in _toc.yml")
+    parser.add_argument("--out", type=Path, help="write executed copies here instead of in place")
+    parser.add_argument("--full", action="store_true", help="run with FAST=False (paper budgets; GPU advised)")
+    args = parser.parse_args()
+    notebooks = [p.resolve() for p in args.notebooks] or toc_notebooks()
+    params = {"FAST": False} if args.full else {}
+    for nb in notebooks:
+        target = nb if args.out is None else args.out.resolve() / nb.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        start = time.time()
+        print(f"executing {nb.relative_to(ROOT)} ...", flush=True)
+        pm.execute_notebook(str(nb), str(target), parameters=params, cwd=str(nb.parent),
+                            kernel_name="python3", progress_bar=False, request_save_on_cell_execute=False)
+        print(f"  done in {time.time() - start:.0f} s -> {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,6 @@
+"""Encoder/decoder architectures; all share :class:`IntroVAEModel`'s interface."""
+
+from .base import IntroVAEModel
+from .mlp import ToyVAE, make_mlp
+
+__all__ = ["IntroVAEModel", "ToyVAE", "make_mlp"]
