@@ -1,0 +1,30 @@
+"""sivae_core: the library behind the book on introspective VAEs.
+
+Importing the package registers every objective (so ``--method`` names resolve) and exposes the
+pieces the chapters use most.
+"""
+
+from . import elbo, objectives
+from .ensemble import Ensemble
+from .models import IntroVAEModel, ToyVAE
+from .objectives import OBJECTIVES, VAE, IntroVAE, Objective, SoftIntroVAE
+from .trainer import NonFiniteLossError, TrainConfig, Trainer, seeded
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "elbo",
+    "objectives",
+    "Ensemble",
+    "IntroVAEModel",
+    "ToyVAE",
+    "OBJECTIVES",
+    "VAE",
+    "IntroVAE",
+    "SoftIntroVAE",
+    "Objective",
+    "NonFiniteLossError",
+    "TrainConfig",
+    "Trainer",
+    "seeded",
+]

@@ -35,7 +35,7 @@ from torch import Tensor
 from .elbo import batch_mean, beta_elbo_energy, kl_to_standard_normal, reconstruction_error, reparameterize
 from .models.base import IntroVAEModel
 
-__all__ = ["StepOutput", "Noise", "Objective", "VAE", "IntroVAE", "SoftIntroVAE", "OBJECTIVES"]
+__all__ = ["StepOutput", "Noise", "Objective", "VAE", "IntroVAE", "SoftIntroVAE", "OBJECTIVES", "register_objective"]
 
 HParams = Mapping[str, float | Tensor]
 
@@ -278,4 +278,18 @@ class SoftIntroVAE(Objective):
         return StepOutput(loss, terms)
 
 
-OBJECTIVES: dict[str, type[Objective]] = {cls.name: cls for cls in (VAE, IntroVAE, SoftIntroVAE)}
+#: Objectives by their CLI name (``--method``). Modules of later chapters add theirs with
+#: :func:`register_objective`; importing :mod:`sivae_core` imports them all.
+OBJECTIVES: dict[str, type[Objective]] = {}
+
+
+def register_objective(cls: type[Objective]) -> type[Objective]:
+    """Class decorator: make ``cls`` available by ``cls.name`` (e.g. ``--method asivae``)."""
+    if cls.name in OBJECTIVES and OBJECTIVES[cls.name] is not cls:
+        raise ValueError(f"an objective named {cls.name!r} is already registered")
+    OBJECTIVES[cls.name] = cls
+    return cls
+
+
+for _cls in (VAE, IntroVAE, SoftIntroVAE):
+    register_objective(_cls)
