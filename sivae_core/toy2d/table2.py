@@ -34,8 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iters", type=int, default=30_000)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--checkpoint-dir", default=None, help="checkpoint each method's ensemble here (resumable)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     prov = provenance(args.device)  # taken at launch: the commit that trained, not the one at the end
     results: dict = {"iterations": args.iters, "seeds": args.seeds, "cells": {}}
     start = time.time()
