@@ -5,6 +5,7 @@ pieces the chapters use most.
 """
 
 from . import elbo, objectives
+from . import asivae, dpvae, flows  # noqa: F401  (registers asivae, betavae_h, ..., dpsivae)
 from .ensemble import Ensemble
 from .models import IntroVAEModel, ToyVAE
 from .objectives import OBJECTIVES, VAE, IntroVAE, Objective, SoftIntroVAE
