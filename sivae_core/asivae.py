@@ -118,7 +118,11 @@ def annealing_c(i: int, total: int, mode: str = "linear") -> float:
     raise ValueError(f"unknown annealing mode {mode!r}; use 'linear' or 'tanh'")
 
 
-@register_objective
+# ``python -m sivae_core.asivae`` runs this file a second time as ``__main__``: register only the package's copy.
+_register = register_objective if __name__ != "__main__" else (lambda cls: cls)
+
+
+@_register
 class ASIntroVAE(SoftIntroVAE):
     """AS-IntroVAE, Eq. 9 of seed 003, built on Algorithm 2 of Soft-IntroVAE.
 
@@ -401,4 +405,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from sivae_core.asivae import main as _main  # the registered copy of the module
+
+    raise SystemExit(_main())

@@ -1,0 +1,127 @@
+"""AS-IntroVAE: the kernel of Eq. 8 against numerical integration, the distance, the schedule, the objective."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sivae_core.asivae import (ASIntroVAE, annealing_c, as_distance, as_distance_per_dim, as_kernel,
+                               setting_objective)
+from sivae_core.objectives import OBJECTIVES, Noise, SoftIntroVAE
+from sivae_core.models import ToyVAE
+
+
+def _normal_pdf(z, mu, var):
+    return np.exp(-0.5 * (z - mu) ** 2 / var) / np.sqrt(2 * np.pi * var)
+
+
+def test_kernel_is_the_integral_of_the_product_1d():
+    mu_a, lv_a, mu_b, lv_b = 0.3, math.log(0.5), -0.7, math.log(1.7)
+    z = np.linspace(-15, 15, 200_001)
+    numeric = np.trapezoid(_normal_pdf(z, mu_a, math.exp(lv_a)) * _normal_pdf(z, mu_b, math.exp(lv_b)), z)
+    k = as_kernel(torch.tensor([[mu_a]]), torch.tensor([[lv_a]]), torch.tensor([[mu_b]]), torch.tensor([[lv_b]]))
+    assert float(k) == pytest.approx(numeric, rel=1e-6)
+
+
+def test_kernel_is_the_integral_of_the_product_2d_and_pairwise():
+    g = torch.Generator().manual_seed(0)
+    mu_a, mu_b = torch.randn(3, 2, generator=g, dtype=torch.float64), torch.randn(4, 2, generator=g, dtype=torch.float64)
+    lv_a, lv_b = 0.5 * torch.randn(3, 2, generator=g, dtype=torch.float64), 0.5 * torch.randn(4, 2, generator=g, dtype=torch.float64)
+    K = as_kernel(mu_a, lv_a, mu_b, lv_b)
+    assert K.shape == (3, 4)
+    side = np.linspace(-9, 9, 1201)
+    zz1, zz2 = np.meshgrid(side, side, indexing="ij")
+    i, j = 2, 1
+    qa = _normal_pdf(zz1, mu_a[i, 0].item(), lv_a[i, 0].exp().item()) * _normal_pdf(zz2, mu_a[i, 1].item(), lv_a[i, 1].exp().item())
+    qb = _normal_pdf(zz1, mu_b[j, 0].item(), lv_b[j, 0].exp().item()) * _normal_pdf(zz2, mu_b[j, 1].item(), lv_b[j, 1].exp().item())
+    numeric = np.trapezoid(np.trapezoid(qa * qb, side, axis=1), side)
+    assert K[i, j].item() == pytest.approx(numeric, rel=1e-5)
+
+
+def test_distance_is_the_l2_distance_between_the_mixtures():
+    g = torch.Generator().manual_seed(1)
+    mu_r, mu_g = torch.randn(3, 1, generator=g, dtype=torch.float64), torch.randn(2, 1, generator=g, dtype=torch.float64)
+    lv_r, lv_g = 0.3 * torch.randn(3, 1, generator=g, dtype=torch.float64), 0.3 * torch.randn(2, 1, generator=g, dtype=torch.float64)
+    z = np.linspace(-20, 20, 400_001)
+    qr = np.mean([_normal_pdf(z, m.item(), l.exp().item()) for m, l in zip(mu_r[:, 0], lv_r[:, 0])], axis=0)
+    qg = np.mean([_normal_pdf(z, m.item(), l.exp().item()) for m, l in zip(mu_g[:, 0], lv_g[:, 0])], axis=0)
+    numeric = np.trapezoid((qr - qg) ** 2, z)
+    assert as_distance(mu_r, lv_r, mu_g, lv_g).item() == pytest.approx(numeric, rel=1e-6)
+
+
+def test_distance_zero_iff_same_batch_and_nonnegative():
+    g = torch.Generator().manual_seed(2)
+    mu, lv = torch.randn(16, 8, generator=g), 0.2 * torch.randn(16, 8, generator=g)
+    assert as_distance(mu, lv, mu, lv).abs().item() < 1e-6
+    assert as_distance(mu, lv, mu[torch.randperm(16, generator=g)], lv).abs().item() < 1e-6  # order-free
+    assert as_distance(mu, lv, mu + 0.5, lv).item() > 0
+    # Large latent dimension, narrow posteriors: Eq. 8's product kernel is astronomically large (k(i, i) =
+    # (4 pi var)^(-L/2) ~ e^220 here after averaging, beyond float32), the per-dimension mean of the authors' code is not.
+    args = (torch.randn(8, 128), torch.full((8, 128), -6.0), torch.randn(8, 128), torch.full((8, 128), -6.0))
+    assert as_distance(*(a.double() for a in args)).item() > 1e90
+    assert 0 < as_distance_per_dim(*args).item() < 100
+    assert as_distance_per_dim(mu, lv, mu, lv).abs().item() < 1e-6
+
+
+def test_annealing_schedules():
+    assert annealing_c(0, 100) == 0.0
+    assert annealing_c(10, 100) == pytest.approx(0.5)
+    assert annealing_c(20, 100) == 1.0 and annealing_c(90, 100) == 1.0
+    assert annealing_c(10, 100, "tanh") == pytest.approx(math.tanh(0.5))
+    with pytest.raises(ValueError):
+        annealing_c(1, 10, "cosine")
+
+
+def _losses(obj, model, x, eps_e, eps_d):
+    out_e = obj.encoder_loss(model, x, Noise(eps_e), obj.hparams)
+    out_d = obj.decoder_loss(model, x, Noise(eps_d), obj.hparams, out_e.carry)
+    return out_e, out_d
+
+
+def test_with_c_equal_one_it_is_soft_introvae():
+    torch.manual_seed(0)
+    model = ToyVAE(hidden=32)
+    x = torch.randn(64, 2)
+    eps_e, eps_d = torch.randn(4, 64, 2), torch.randn(2, 64, 2)
+    hp = dict(beta_rec=0.3, beta_kl=0.1, beta_neg=0.9)
+    a_e, a_d = _losses(ASIntroVAE(**hp, c=1.0), model, x, eps_e, eps_d)
+    s_e, s_d = _losses(SoftIntroVAE(**hp), model, x, eps_e, eps_d)
+    assert a_e.loss.item() == pytest.approx(s_e.loss.item(), rel=1e-6)
+    assert a_d.loss.item() == pytest.approx(s_d.loss.item(), rel=1e-6)
+
+
+def test_adversarial_directions_of_the_distance():
+    """The encoder loss decreases when D grows (it maximizes D); the decoder loss increases with D."""
+    torch.manual_seed(0)
+    model = ToyVAE(hidden=32)
+    x = torch.randn(64, 2)
+    eps_e, eps_d = torch.randn(4, 64, 2), torch.randn(2, 64, 2)
+    obj = ASIntroVAE(beta_rec=0.3, beta_kl=0.1, beta_neg=0.9, c=0.0)
+    base_e, base_d = _losses(obj, model, x, eps_e, eps_d)
+    obj.distance = lambda *a: ASIntroVAE.distance(obj, *a) + 1.0  # type: ignore[method-assign]
+    up_e, up_d = _losses(obj, model, x, eps_e, eps_d)
+    assert up_e.loss.item() < base_e.loss.item()
+    assert up_d.loss.item() > base_d.loss.item()
+
+
+def test_counter_schedule_and_forms():
+    obj = ASIntroVAE(total_iters=10)
+    model = ToyVAE(hidden=16)
+    x = torch.randn(32, 2)
+    assert obj.c() == 0.0
+    for _ in range(2):
+        _losses(obj, model, x, torch.randn(4, 32, 2), torch.randn(2, 32, 2))
+    assert obj.i == 2 and obj.c() == pytest.approx(1.0)
+    code = ASIntroVAE(form="code")
+    assert code.anneal == "tanh" and code.squash and code.kernel == "per_dim"
+    out_e, out_d = _losses(code, model, x, torch.randn(4, 32, 2), torch.randn(2, 32, 2))
+    assert torch.isfinite(out_e.loss) and torch.isfinite(out_d.loss)
+    assert OBJECTIVES["asivae"] is ASIntroVAE
+
+
+def test_settings_map_to_objectives():
+    assert setting_objective("vae", "8gaussians", "C1", 10).hparams == {"beta_rec": 0.3, "beta_kl": 0.1}
+    intro = setting_objective("introvae", "checkerboard", "C3", 10).hparams
+    assert intro["beta_neg"] == 0.9 and intro["m"] == 8.0
+    assert setting_objective("asivae", "8gaussians", "C2", 10).total_iters == 10
