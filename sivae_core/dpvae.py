@@ -377,7 +377,7 @@ def train_regularized(model: IntroVAEModel, objective: RegularizedVAE, sampler: 
             disc_opt.step()
             rec["disc"] = float(d_loss)
         if log_every and (it + 1) % log_every == 0:
-            rec.update({"iteration": it + 1, "loss": float(out.loss), **{k: float(v) for k, v in out.terms.items()}})
+            rec.update({"iteration": it + 1, "loss": float(out.loss.detach()), **{k: float(v.detach()) for k, v in out.terms.items()}})
             history.append(rec)
     return history
 

@@ -1,0 +1,57 @@
+"""Pockets and leaks diagnostics on cases with known answers."""
+
+import math
+
+import pytest
+import torch
+
+from sivae_core.diagnostics import (aggregate_log_prob, high_posterior, leakage_score, low_posterior, symmetric_kl,
+                                    traverse)
+from sivae_core.dpvae import ToyDPVAE
+from sivae_core.models import ToyVAE
+
+
+def test_aggregate_posterior_of_one_component_is_that_gaussian():
+    mu, logvar = torch.tensor([[0.5, -1.0]]), torch.tensor([[0.0, math.log(4.0)]])
+    z = torch.tensor([[0.0, 0.0]])
+    expected = -0.5 * (0.25 + 1.0 / 4.0 + math.log(4.0) + 2 * math.log(2 * math.pi))
+    assert aggregate_log_prob(z, mu, logvar).item() == pytest.approx(expected, rel=1e-6)
+    two = aggregate_log_prob(z, torch.cat([mu, mu]), torch.cat([logvar, logvar]))
+    assert two.item() == pytest.approx(expected, rel=1e-6)  # duplicates do not change the mixture
+
+
+def test_pockets_and_leaks_on_a_two_cluster_posterior():
+    """q(z): two narrow clusters at (+-2, 0). Prior samples near the origin are in the pocket between them;
+    the HP samples are the cluster codes farthest from the origin."""
+    model = ToyVAE(hidden=8)
+    mu = torch.tensor([[2.0, 0.0], [-2.0, 0.0]]).repeat(50, 1)
+    logvar = torch.full_like(mu, math.log(0.05))
+    lp = low_posterior(model, mu, logvar, n_pool=2000, k=5)
+    assert lp[:, 0].abs().max() < 1.0 or lp.norm(dim=1).min() > 2.5  # between the clusters or far out
+    hp = high_posterior(model, mu, logvar, n_pool=2000, k=5)
+    assert hp.norm(dim=1).min() > 2.2
+    ls = leakage_score(model, mu, logvar, taus=[-100.0, -4.0, 0.0])
+    assert ls[0].item() == 0.0 and ls[2].item() > 0  # nothing below -100; everything below 0
+    assert symmetric_kl(model, mu, logvar, n=2000) > 1.0
+
+
+def test_symmetric_kl_near_zero_when_q_is_the_prior():
+    model = ToyVAE(hidden=8)
+    mu, logvar = torch.zeros(10, 2), torch.zeros(10, 2)
+    assert abs(symmetric_kl(model, mu, logvar, n=4000)) < 1e-5
+
+
+def test_traversal_is_a_line_in_generation_space():
+    torch.manual_seed(0)
+    model = ToyDPVAE(hidden=8, flow_layers=3, flow_hidden=8)
+    with torch.no_grad():
+        for p in model.decoder.flow.parameters():
+            p.normal_(0, 0.5)
+    a, b = torch.tensor([-1.0, 0.5]), torch.tensor([1.5, -0.5])
+    path = traverse(model, a, b, n=7)
+    assert torch.allclose(path[0], a, atol=1e-5) and torch.allclose(path[-1], b, atol=1e-5)
+    z0 = model.decoder.flow(path)[0]
+    steps = z0[1:] - z0[:-1]
+    assert torch.allclose(steps, steps[0].expand_as(steps), atol=1e-5)  # equal steps along a line in z0
+    straight = traverse(ToyVAE(hidden=8), a, b, n=3)
+    assert torch.allclose(straight[1], (a + b) / 2)
