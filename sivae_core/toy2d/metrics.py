@@ -28,7 +28,15 @@ from ..elbo import kl_to_standard_normal, reconstruction_error
 from ..models.base import IntroVAEModel
 from .data import METRIC_SCALE, sample
 
-__all__ = ["histogram_divergences", "energy", "grid_normalized_elbo", "density_grid", "evaluate", "mode_coverage"]
+__all__ = [
+    "histogram_divergences",
+    "energy",
+    "grid_normalized_elbo",
+    "density_grid",
+    "off_support_mass",
+    "evaluate",
+    "mode_coverage",
+]
 
 EPS = 1e-14
 BINS = 100
@@ -101,6 +109,23 @@ def density_grid(model: IntroVAEModel, scale: float, grid_points: int = 256) -> 
     side = torch.linspace(-2.0 * scale, 2.0 * scale, grid_points)
     dens = torch.exp(-energy(model, _grid(scale, grid_points))).reshape(grid_points, grid_points)
     return side.numpy(), dens.T.numpy()
+
+
+def off_support_mass(model: IntroVAEModel, dataset: str, grid_points: int = 64, n_data: int = 50_000) -> float:
+    """Share of the model's normalised ``exp(ELBO)`` mass on grid cells where the data never falls.
+
+    The cells are those of a ``grid_points`` x ``grid_points`` histogram of ``n_data`` data points over the
+    evaluation window; a model that "hallucinates" likelihood between the modes scores high.
+    """
+    scale = METRIC_SCALE[dataset]
+    data = sample(dataset, n_data, torch.Generator().manual_seed(123)).numpy()
+    support = _hist(data, scale, grid_points) > 0
+    lim = 2.0 * scale
+    centers = torch.linspace(-lim, lim, 2 * grid_points + 1)[1::2]  # cell centres, x and y
+    xx, yy = torch.meshgrid(centers, centers, indexing="ij")
+    dens = torch.exp(-energy(model, torch.stack([xx.flatten(), yy.flatten()], 1))).reshape(grid_points, grid_points)
+    dens = dens.numpy() / dens.sum().item()
+    return float(dens[~support].sum())
 
 
 def mode_coverage(points: Tensor, radius_tol: float = 0.2) -> tuple[int, float]:

@@ -26,6 +26,46 @@ def summarize(per_run: list[dict]) -> dict:
             for k in keys}
 
 
+def table2_cells(models: list, runs: list) -> dict:
+    """Evaluate trained runs of one method and group them per dataset: per-seed metrics, mean, std, paper."""
+    metrics = evaluate_runs(models, runs)
+    method = runs[0][1].name
+    cells = {}
+    for ds in dict.fromkeys(d for d, _, _ in runs):
+        per_run = [m for m, (d, _, _) in zip(metrics, runs) if d == ds]
+        cells[ds] = {"per_seed": per_run, **summarize(per_run), "paper": PAPER_TABLE2.get(ds, {}).get(method)}
+    return cells
+
+
+def table2_markdown(cells: dict, metrics: tuple[str, ...] = ("gnelbo", "kl", "jsd"), with_paper: bool = True) -> str:
+    """A Markdown table ``dataset x metric`` with ``mean ± std`` per method, the paper's value in brackets.
+
+    ``cells`` is ``{dataset: {method: {metric: {"mean", "std"}, "paper": {metric: (mean, std)}}}}``, the
+    ``cells`` entry of a result file written by :func:`main`.
+    """
+    methods = [m for m in ("vae", "introvae", "sivae") if any(m in cells[d] for d in cells)]
+    methods += sorted({m for d in cells for m in cells[d]} - set(methods))
+    names = {"vae": "VAE", "introvae": "IntroVAE", "sivae": "Soft-IntroVAE"}
+    lines = ["| dataset | metric | " + " | ".join(names.get(m, m) for m in methods) + " |",
+             "| --- | --- | " + " | ".join("---" for _ in methods) + " |"]
+    for ds, by_method in cells.items():
+        for metric in metrics:
+            row = []
+            for m in methods:
+                cell = by_method.get(m)
+                if cell is None:
+                    row.append("")
+                    continue
+                text = f"{cell[metric]['mean']:.2f} ± {cell[metric]['std']:.2f}"
+                paper = (cell.get("paper") or {}).get(metric)
+                if with_paper and paper is not None:
+                    text += f" ({paper[0]} ± {paper[1]})"
+                row.append(text)
+            label = "gnELBO (1e-7)" if metric == "gnelbo" else metric
+            lines.append(f"| {ds} | {label} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", nargs="+", default=["8gaussians", "spiral", "checkerboard", "rings"])
@@ -47,10 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         ckpt = f"{args.checkpoint_dir}/table2_{method}.pt" if args.checkpoint_dir else None
         cfg = paper_config(iterations=args.iters, checkpoint_every=1000 if ckpt else 0)
         models = train_runs(runs, cfg, device=args.device, checkpoint_path=ckpt)
-        metrics = evaluate_runs(models, runs)
-        for ds in args.datasets:
-            per_run = [m for m, (d, _, _) in zip(metrics, runs) if d == ds]
-            cell = {"per_seed": per_run, **summarize(per_run), "paper": PAPER_TABLE2.get(ds, {}).get(method)}
+        for ds, cell in table2_cells(models, runs).items():
             results["cells"].setdefault(ds, {})[method] = cell
             print(f"{ds:13s} {method:9s} " + "  ".join(f"{k} {cell[k]['mean']:.3f}±{cell[k]['std']:.3f}"
                                                       for k in ("kl", "jsd", "gnelbo")), flush=True)

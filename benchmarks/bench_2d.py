@@ -1,0 +1,149 @@
+"""2D training throughput: one Soft-IntroVAE run, and the vectorized ensemble against sequential runs.
+
+Prints one machine-readable line per figure, ``name: value``:
+
+* ``sivae_2d_single_run_it_per_s``: iterations/s of one S-IntroVAE run (batch 512, the paper's network)
+  through :class:`sivae_core.Trainer`;
+* ``sivae_2d_baseline_it_per_s``: the same step written the straightforward way (the structure of the
+  authors' 2D code: separate network calls per batch, ``requires_grad`` toggling, an extra deterministic
+  reconstruction for logging), measured in the same process as the baseline;
+* ``sivae_2d_speedup_vs_baseline``: their ratio;
+* ``ensemble_R{R}_run_it_per_s`` and ``ensemble_R{R}_ratio_vs_sequential``: aggregate run-iterations/s of an
+  ensemble of R runs, and its ratio to R sequential runs;
+* ``table2_protocol_estimated_minutes``: 4 datasets x 3 methods x 5 seeds x 30,000 iterations, trained as
+  one ensemble per method, extrapolated from the measured ensemble speed on this device.
+
+    python benchmarks/bench_2d.py [--quick] [--device cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+from sivae_core.ensemble import Ensemble
+from sivae_core.models import ToyVAE
+from sivae_core.objectives import VAE, IntroVAE, SoftIntroVAE
+from sivae_core.toy2d.data import ToySampler, sample
+from sivae_core.trainer import TrainConfig, Trainer, seeded
+
+BETAS = dict(beta_rec=0.2, beta_kl=0.3, beta_neg=0.9)
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def rate(step, n: int, device: str, warmup: int = 3) -> float:
+    """Calls per second of ``step`` over ``n`` timed calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        step()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(n):
+        step()
+    sync(device)
+    return n / (time.perf_counter() - start)
+
+
+def trainer_for(model, objective, n_runs: int, device: str) -> Trainer:
+    cfg = TrainConfig(iterations=10**9, batch_size=512, vae_warmup=0, progress=False, log_every=10**9)
+    if n_runs == 1:
+        return Trainer(model, objective, ToySampler("8gaussians"), cfg)
+    return Trainer(model, [objective] * n_runs, [ToySampler("8gaussians")] * n_runs, cfg, seeds=list(range(n_runs)))
+
+
+def baseline_step_factory(device: str):
+    """The straightforward implementation (structure of the authors' 2D loop), for a same-run baseline."""
+    model = seeded(ToyVAE, 0).to(device)
+    opt_e = torch.optim.Adam(model.encoder.parameters(), lr=2e-4)
+    opt_d = torch.optim.Adam(model.decoder.parameters(), lr=2e-4)
+    g = torch.Generator(device=device).manual_seed(0)
+    s, b = 0.5, BETAS
+
+    def forward(x):
+        mu, logvar = model.encode(x)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        return mu, logvar, z, model.decode(z)
+
+    def kl(mu, logvar):
+        return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
+
+    def rec(x, y):
+        return F.mse_loss(y, x, reduction="none").sum(1)
+
+    def step():
+        x = sample("8gaussians", 512, g)
+        noise = torch.randn(512, 2, device=device)
+        for p in model.encoder.parameters():
+            p.requires_grad = True
+        for p in model.decoder.parameters():
+            p.requires_grad = False
+        fake = model.decode(noise)
+        mu, logvar = model.encode(x)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        x_r = model.decode(z)
+        model(x)  # deterministic reconstruction, logged by the authors' loop
+        f_mu, f_lv, _, f_rec = forward(fake.detach())
+        r_mu, r_lv, _, r_rec = forward(x_r.detach())
+        exp_f = (-2 * s * (b["beta_rec"] * rec(fake, f_rec) + b["beta_neg"] * kl(f_mu, f_lv))).exp().mean()
+        exp_r = (-2 * s * (b["beta_rec"] * rec(x_r, r_rec) + b["beta_neg"] * kl(r_mu, r_lv))).exp().mean()
+        loss_e = s * (b["beta_kl"] * kl(mu, logvar).mean() + b["beta_rec"] * rec(x, x_r).mean()) + 0.25 * (exp_f + exp_r)
+        opt_e.zero_grad()
+        loss_e.backward()
+        opt_e.step()
+        for p in model.encoder.parameters():
+            p.requires_grad = False
+        for p in model.decoder.parameters():
+            p.requires_grad = True
+        fake = model.decode(noise)
+        x_r = model.decode(z.detach())
+        r_mu, r_lv = model.encode(x_r)
+        f_mu, f_lv = model.encode(fake)
+        rr = model.decode(r_mu + torch.randn_like(r_mu) * (0.5 * r_lv).exp())
+        ff = model.decode(f_mu + torch.randn_like(f_mu) * (0.5 * f_lv).exp())
+        loss_d = s * (b["beta_rec"] * rec(x, x_r).mean() + 0.5 * b["beta_kl"] * (kl(r_mu, r_lv) + kl(f_mu, f_lv)).mean()
+                      + 1e-8 * 0.5 * b["beta_rec"] * (rec(x_r.detach(), rr) + rec(fake.detach(), ff)).mean())
+        opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+
+    return step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="short timings, ensembles of 1 and 8 (< 1 minute)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    dev = args.device
+    n = 10 if args.quick else 60
+    print(f"device: {torch.cuda.get_device_name() if dev == 'cuda' else f'cpu, {torch.get_num_threads()} threads'}")
+
+    single = trainer_for(seeded(ToyVAE, 0).to(dev), SoftIntroVAE(**BETAS), 1, dev)
+    ours = rate(single.step, n, dev)
+    base = rate(baseline_step_factory(dev), n, dev)
+    print(f"sivae_2d_single_run_it_per_s: {ours:.1f}")
+    print(f"sivae_2d_baseline_it_per_s: {base:.1f}")
+    print(f"sivae_2d_speedup_vs_baseline: {ours / base:.2f}")
+
+    sizes = [1, 8] if args.quick else [1, 8, 32, 64]
+    per_method_time = {}
+    for r in sizes:
+        ens = Ensemble([seeded(ToyVAE, s) for s in range(r)]).to(dev)
+        it_s = rate(trainer_for(ens, SoftIntroVAE(**BETAS), r, dev).step, max(2, n // max(1, r // 8)), dev)
+        print(f"ensemble_R{r}_run_it_per_s: {it_s * r:.1f}")
+        print(f"ensemble_R{r}_ratio_vs_sequential: {it_s * r / ours:.2f}")
+    # Table 2: one ensemble of 20 runs (4 datasets x 5 seeds) per method, 30,000 iterations each.
+    for name, obj in (("vae", VAE(0.8, 0.05)), ("introvae", IntroVAE(0.3, 0.5, 1.0, 1.0)), ("sivae", SoftIntroVAE(**BETAS))):
+        ens = Ensemble([seeded(ToyVAE, s) for s in range(20)]).to(dev)
+        per_method_time[name] = 30_000 / rate(trainer_for(ens, obj, 20, dev).step, max(2, n // 3), dev)
+    print(f"table2_protocol_estimated_minutes: {sum(per_method_time.values()) / 60:.1f}")
+
+
+if __name__ == "__main__":
+    main()
