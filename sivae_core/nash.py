@@ -198,14 +198,13 @@ def regularized_kl(p: Tensor, p_data: Tensor, gamma: float) -> Tensor:
 # Outside the support of p_data the optimum puts no mass (mass there only adds entropy and KL).
 
 _BISECT = 200  # bisection steps for the encoder's mixing weight (interval [0, 1])
-_INNER = 90  # bisection steps in log-probability (brackets are at most a few hundred wide)
+_INNER = 64  # bisection steps in log-probability (brackets are at most ~64 wide: 64 * 2^-64 < 4e-18)
 _ROUNDS = 10  # multisection rounds for the multiplier c (64 points each: 64^10 >> 1 / eps)
 
 
 def _phi(pd: np.ndarray, gamma: float, y: np.ndarray) -> np.ndarray:
     """``h(e^y) = p_data e^{-y} + gamma y``: the stationarity function in log-probability."""
-    with np.errstate(over="ignore"):
-        return pd * np.exp(-y) + gamma * y
+    return pd * np.exp(-y) + gamma * y  # exp overflow to inf is intended (far left of the branch)
 
 
 def _branch_point(pd: np.ndarray, gamma: float) -> np.ndarray:
@@ -262,13 +261,17 @@ def _root(f: Callable[[np.ndarray], np.ndarray], lo: float, hi: float) -> float:
     return 0.5 * (lo + hi)
 
 
-def stationary_marginals(p_data: Tensor, gamma: float, grid: int = 512) -> list[Tensor]:
+def stationary_marginals(p_data: Tensor, gamma: float, grid: int = 1024) -> list[Tensor]:
     """Every candidate minimizer of Eq. 16: stationary points with at most one concave coordinate.
 
     Returns full-length probability vectors (zeros outside the support of ``p_data``). The roots with one
     concave coordinate are bracketed on a grid of ``grid`` values of the multiplier ``c``.
     """
-    p_np = as_f64(p_data).numpy()
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _stationary_marginals(as_f64(p_data).numpy(), gamma, grid)
+
+
+def _stationary_marginals(p_np: np.ndarray, gamma: float, grid: int) -> list[Tensor]:
     support = p_np > 0
     pd = p_np[support]
     k_sup = pd.size
@@ -293,27 +296,44 @@ def stationary_marginals(p_data: Tensor, gamma: float, grid: int = 512) -> list[
         c = _root(mass, c_lo, c_hi) if c_hi > c_lo else c_lo
         found.append(embed(_solve_convex(pd, gamma, np.array([c]))))
 
-    # One coordinate k on the concave branch (it exists only where p_data(k) < gamma).
-    for k in range(k_sup):
-        pk = float(pd[k])
-        if pk >= gamma:
-            continue
+    # One coordinate k on the concave branch (it exists only where p_data(k) < gamma). On one shared grid
+    # of c: mass_k(c) = sum_{x != k} p_convex(x) + p_concave(k), bracketed by sign changes, then refined.
+    ks = [k for k in range(k_sup) if pd[k] < gamma]
+    if not ks:
+        return found
+    lo_k = {}
+    for k in ks:
+        others_end = np.delete(phi_end, k).max()
+        lo_k[k] = max(float(others_end), float(_phi(pd[k], gamma, np.array(math.log(pd[k] / gamma)))))
+    ks = [k for k in ks if lo_k[k] < pd[k]]  # the concave branch of k reaches c up to h_k(1) = p_data(k)
+    if not ks:
+        return found
+    cs = np.linspace(min(lo_k.values()), max(float(pd[k]) for k in ks), grid)
+    conv = _solve_convex(pd, gamma, cs[:, None])  # (grid, k_sup), nan below each branch
+    for k in ks:
+        conc = _solve_concave(float(pd[k]), gamma, cs)
+        vals = np.nansum(np.delete(conv, k, axis=1), axis=1) + conc - 1.0
+        inside = (cs >= lo_k[k]) & (cs <= pd[k]) & np.isfinite(conc)
+        vals = np.where(inside, vals, np.nan)
         others = np.arange(k_sup) != k
-        lo = max(float(phi_end[others].max()), float(_phi(pk, gamma, np.array(math.log(pk / gamma)))))
-        hi = pk  # h_k(1)
-        if lo >= hi:
-            continue
 
         def mass_k(c: np.ndarray, k: int = k, others: np.ndarray = others) -> np.ndarray:
             rest = _solve_convex(pd[others], gamma, c[:, None]).sum(-1)
             return rest + _solve_concave(float(pd[k]), gamma, c) - 1.0
 
-        cs = np.linspace(lo, hi, grid)
-        vals = mass_k(cs)
-        for i in np.nonzero(vals[:-1] * vals[1:] <= 0)[0]:
-            c = np.array([_root(mass_k, float(cs[i]), float(cs[i + 1]))])
+        brackets = [(float(cs[i]), float(cs[i + 1])) for i in range(grid - 1)
+                    if np.isfinite(vals[i]) and np.isfinite(vals[i + 1]) and vals[i] * vals[i + 1] <= 0]
+        # the ends of k's own range may fall between grid points: add the partial cells there
+        idx = np.nonzero(inside)[0]
+        if idx.size:
+            for a, b in ((lo_k[k], float(cs[idx[0]])), (float(cs[idx[-1]]), float(pd[k]))):
+                fa, fb = mass_k(np.array([a]))[0], mass_k(np.array([b]))[0]
+                if b > a and np.isfinite(fa) and np.isfinite(fb) and fa * fb <= 0:
+                    brackets.append((a, b))
+        for a, b in brackets:
+            c = np.array([_root(mass_k, a, b)])
             p = _solve_convex(pd, gamma, c)
-            p[k] = _solve_concave(pk, gamma, c)[0]
+            p[k] = _solve_concave(float(pd[k]), gamma, c)[0]
             if np.isfinite(p).all():
                 found.append(embed(p))
     return found
@@ -382,7 +402,7 @@ def assumption_holds(p_data: Tensor, p_d: Tensor, alpha: float, tol: float = 0.0
     return assumption_margin(p_data, p_d, alpha) >= -tol
 
 
-def largest_gamma(p_data: Tensor, alpha: float, gamma_max: float = 10.0, grid: int = 60, tol: float = 1e-6) -> float:
+def largest_gamma(p_data: Tensor, alpha: float, gamma_max: float = 10.0, grid: int = 24, tol: float = 1e-6) -> float:
     """The largest ``gamma`` such that Assumption 5 holds for ``p_{d*}(gamma)`` on ``[0, gamma]``.
 
     Theorem 7 says the set of such ``gamma`` contains an interval ``[0, gamma_0]`` with ``gamma_0 > 0``; this
@@ -493,7 +513,7 @@ def maximize_stochastic(
     seed: int = 0,
     init: Tensor | None = None,
     max_iter: int = 500,
-    scale: float = 2.0,
+    scale: float = 1.0,
 ) -> NumericMax:
     """Maximize ``fn(P)`` over row-stochastic ``P`` of ``shape`` with ``P = softmax(theta)`` and L-BFGS.
 
@@ -516,7 +536,7 @@ def maximize_stochastic(
     return NumericMax(best[1], best[0], values)
 
 
-def _lbfgs_run(fn: Callable[[Tensor], Tensor], theta0: Tensor, max_iter: int) -> tuple[float, Tensor]:
+def _lbfgs_run(fn: Callable[[Tensor], Tensor], theta0: Tensor, max_iter: int, rounds: int = 6) -> tuple[float, Tensor]:
     """One L-BFGS ascent of ``fn(softmax(theta))`` from ``theta0``; returns (value, matrix)."""
     theta = theta0.clone().requires_grad_(True)
     opt = torch.optim.LBFGS(
@@ -530,7 +550,15 @@ def _lbfgs_run(fn: Callable[[Tensor], Tensor], theta0: Tensor, max_iter: int) ->
         loss.backward()
         return loss
 
-    opt.step(closure)
+    # L-BFGS can stop early (a failed line search, a stale curvature history): restart it from where it
+    # stopped, with a fresh history, until a round no longer improves the value.
+    previous = math.inf
+    for _ in range(rounds):
+        value = float(opt.step(closure).detach())
+        if previous - value <= 1e-15 * max(1.0, abs(value)):
+            break
+        previous = value
+        opt.state.clear()
     with torch.no_grad():
         p = torch.softmax(theta, -1)
         return float(fn(p)), p
