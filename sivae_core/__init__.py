@@ -7,9 +7,9 @@ pieces the chapters use most.
 from . import elbo, objectives
 from . import asivae, dpvae, flows  # noqa: F401  (registers asivae, betavae_h, ..., dpsivae)
 from .ensemble import Ensemble
-from .models import IntroVAEModel, ToyVAE
+from .models import ConditionalResNetVAE, IntroVAEModel, ResNetVAE, ToyVAE
 from .objectives import OBJECTIVES, VAE, IntroVAE, Objective, SoftIntroVAE
-from .trainer import NonFiniteLossError, TrainConfig, Trainer, seeded
+from .trainer import NonFiniteLossError, TensorSampler, TrainConfig, Trainer, seeded
 
 __version__ = "0.1.0"
 
@@ -19,6 +19,9 @@ __all__ = [
     "Ensemble",
     "IntroVAEModel",
     "ToyVAE",
+    "ResNetVAE",
+    "ConditionalResNetVAE",
+    "TensorSampler",
     "OBJECTIVES",
     "VAE",
     "IntroVAE",

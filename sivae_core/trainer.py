@@ -10,7 +10,10 @@ callbacks, a loud error naming the loss term that became NaN/inf, and checkpoint
 
 from __future__ import annotations
 
+import copy
 import os
+import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
@@ -23,7 +26,7 @@ from .ensemble import Ensemble
 from .models.base import IntroVAEModel
 from .objectives import VAE, Noise, Objective, StepOutput
 
-__all__ = ["TrainConfig", "Trainer", "NonFiniteLossError", "Sampler", "seeded"]
+__all__ = ["TrainConfig", "Trainer", "NonFiniteLossError", "Sampler", "TensorSampler", "seeded"]
 
 
 class Sampler(Protocol):
@@ -53,6 +56,17 @@ class TrainConfig:
     log_every: int = 100
     checkpoint_every: int = 0
     progress: bool = True
+    # ---- training at scale (images). All off by default, so the 2D runs are unchanged.
+    #: ``"bf16"`` or ``"fp16"``: run the losses under ``torch.autocast`` (fp16 adds a GradScaler).
+    amp_dtype: str | None = None
+    #: Keep 4D image batches and the model in channels-last layout (faster convolutions on GPUs).
+    channels_last: bool = False
+    #: ``torch.compile`` the encoder and the decoder in place (state_dict keys are unchanged).
+    compile: bool = False
+    #: Decay of an exponential moving average of the decoder, used for sampling (0: no EMA).
+    ema_decay: float = 0.0
+    #: Log the gradient norms of both networks (``grad_norm/encoder``, ``grad_norm/decoder``).
+    log_grad_norm: bool = False
 
 
 def seeded(factory: Callable[[], IntroVAEModel], seed: int) -> IntroVAEModel:
@@ -108,6 +122,59 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.iteration = 0
         self.history: list[dict[str, Any]] = []
+        self._setup_scale()
+
+    # ------------------------------------------------------------------ training at scale (opt-in)
+    def _setup_scale(self) -> None:
+        cfg = self.config
+        if cfg.amp_dtype not in (None, "bf16", "fp16"):
+            raise ValueError(f"amp_dtype must be None, 'bf16' or 'fp16', got {cfg.amp_dtype!r}")
+        self._amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp_dtype or "")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp_dtype == "fp16")
+        if cfg.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        if cfg.compile:
+            self.model.encoder.compile()
+            self.model.decoder.compile()
+        self.ema_decoder: torch.nn.Module | None = None
+        if cfg.ema_decay > 0:
+            self.ema_decoder = copy.deepcopy(getattr(self.model.decoder, "_orig_mod", self.model.decoder))
+            self.ema_decoder.requires_grad_(False)
+        self.images_seen = 0
+
+    def _autocast(self):
+        if self._amp is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self._amp)
+
+    def _backward(self, loss: Tensor, inputs: list[torch.nn.Parameter] | None = None) -> None:
+        if self.scaler.is_enabled():
+            loss = self.scaler.scale(loss)
+        loss.backward(inputs=inputs)
+
+    def _opt_step(self, opt: torch.optim.Optimizer, params: list[torch.nn.Parameter], name: str,
+                  logs: dict[str, Tensor]) -> None:
+        if self.config.log_grad_norm:
+            if self.scaler.is_enabled():
+                self.scaler.unscale_(opt)
+            grads = [p.grad for p in params if p.grad is not None]
+            logs[f"grad_norm/{name}"] = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        if self.scaler.is_enabled():
+            self.scaler.step(opt)
+        else:
+            opt.step()
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        d = self.config.ema_decay
+        for e, p in zip(self.ema_decoder.parameters(), self.model.decoder.parameters()):
+            e.lerp_(p.detach(), 1.0 - d)
+        for e, b in zip(self.ema_decoder.buffers(), self.model.decoder.buffers()):
+            e.copy_(b)
+
+    def sampling_decoder(self) -> torch.nn.Module:
+        """The decoder to sample with: the EMA copy when ``ema_decay`` > 0, else the trained one."""
+        return self.ema_decoder if self.ema_decoder is not None else self.model.decoder
 
     # ------------------------------------------------------------------ pieces of one iteration
     def _part_params(self, part: str) -> list[torch.nn.Parameter]:
@@ -123,7 +190,10 @@ class Trainer:
 
     def _batch(self) -> Tensor:
         xs = [s(self.config.batch_size, g) for s, g in zip(self.samplers, self.generators)]
-        return torch.stack(xs) if self.is_ensemble else xs[0]
+        x = torch.stack(xs) if self.is_ensemble else xs[0]
+        if self.config.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
 
     def _noise(self, k: int) -> Tensor:
         shape = (k, self.config.batch_size, self.model.z_dim)
@@ -165,33 +235,41 @@ class Trainer:
         eps_e, eps_d = self._noise(n_e), self._noise(n_d)
         logs: dict[str, Tensor] = {}
         if objective.joint:
-            out = self._losses(objective, "encoder", x, eps_e, hp)
+            with self._autocast():
+                out = self._losses(objective, "encoder", x, eps_e, hp)
             self._check_finite(out, "joint")
             self.opt_e.zero_grad(set_to_none=True)
             self.opt_d.zero_grad(set_to_none=True)
-            out.loss.sum().backward()
-            self.opt_e.step()
-            self.opt_d.step()
+            self._backward(out.loss.sum())
+            self._opt_step(self.opt_e, self.encoder_params, "encoder", logs)
+            self._opt_step(self.opt_d, self.decoder_params, "decoder", logs)
             logs.update({f"joint/{k}": v.detach() for k, v in out.terms.items()})
             logs["loss_joint"] = out.loss.detach()
         else:
-            out_e = self._losses(objective, "encoder", x, eps_e, hp)
+            with self._autocast():
+                out_e = self._losses(objective, "encoder", x, eps_e, hp)
             self._check_finite(out_e, "encoder")
             self.opt_e.zero_grad(set_to_none=True)
-            out_e.loss.sum().backward(inputs=self.encoder_params)
-            self.opt_e.step()
-            out_d = self._losses(objective, "decoder", x, eps_d, hp, out_e.carry)
+            self._backward(out_e.loss.sum(), inputs=self.encoder_params)
+            self._opt_step(self.opt_e, self.encoder_params, "encoder", logs)
+            with self._autocast():
+                out_d = self._losses(objective, "decoder", x, eps_d, hp, out_e.carry)
             self._check_finite(out_d, "decoder")
             self.opt_d.zero_grad(set_to_none=True)
-            out_d.loss.sum().backward(inputs=self.decoder_params)
-            self.opt_d.step()
+            self._backward(out_d.loss.sum(), inputs=self.decoder_params)
+            self._opt_step(self.opt_d, self.decoder_params, "decoder", logs)
             logs.update({f"enc/{k}": v.detach() for k, v in out_e.terms.items()})
             logs.update({f"dec/{k}": v.detach() for k, v in out_d.terms.items()})
             logs["loss_encoder"] = out_e.loss.detach()
             logs["loss_decoder"] = out_d.loss.detach()
+        if self.scaler.is_enabled():
+            self.scaler.update()
+        if self.ema_decoder is not None:
+            self._update_ema()
         self.sched_e.step()
         self.sched_d.step()
         self.iteration += 1
+        self.images_seen += self.config.batch_size
         return logs
 
     # ------------------------------------------------------------------ the loop
@@ -205,6 +283,7 @@ class Trainer:
             self.load_checkpoint(self.checkpoint_path)
         bar = tqdm(total=total, initial=self.iteration, disable=not self.config.progress,
                    desc=type(self.objective).__name__, leave=False)
+        t0, seen0 = time.perf_counter(), self.images_seen
         try:
             while self.iteration < total:
                 logs = self.step()
@@ -214,7 +293,8 @@ class Trainer:
                     record.update({k: v.cpu().numpy().round(6).tolist() for k, v in logs.items()})
                     self.history.append(record)
                     main = logs.get("loss_encoder", logs.get("loss_joint"))
-                    bar.set_postfix(loss=f"{float(main.mean()):.4g}")
+                    rate = (self.images_seen - seen0) / max(time.perf_counter() - t0, 1e-9)
+                    bar.set_postfix(loss=f"{float(main.mean()):.4g}", img_s=f"{rate:.0f}")
                     for cb in self.callbacks:
                         cb(self, self.iteration, record)
                 every = self.config.checkpoint_every
@@ -238,6 +318,8 @@ class Trainer:
             "generators": [g.get_state() for g in self.generators],
             "samplers": [s.state_dict() if hasattr(s, "state_dict") else None for s in self.samplers],
             "history": self.history,
+            "ema_decoder": self.ema_decoder.state_dict() if self.ema_decoder is not None else None,
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "config": asdict(self.config),
             "objectives": [(type(o).__name__, o.hparams) for o in self.objectives],
         }
@@ -269,5 +351,61 @@ class Trainer:
             if s is not None and hasattr(sampler, "load_state_dict"):
                 sampler.load_state_dict(s)
         self.history = state["history"]
+        if self.ema_decoder is not None and state.get("ema_decoder") is not None:
+            self.ema_decoder.load_state_dict(state["ema_decoder"])
+        if self.scaler.is_enabled() and state.get("scaler") is not None:
+            self.scaler.load_state_dict(state["scaler"])
         self.iteration = int(state["iteration"])
 
+
+
+class TensorSampler:
+    """Epoch-based shuffling over an in-memory tensor dataset, resumable exactly.
+
+    Each epoch is one ``torch.randperm`` from the run's generator; mini-batches are consecutive slices of
+    it (the last incomplete batch of an epoch is dropped). ``state_dict`` stores the permutation and the
+    position, so together with the trainer's generator state a resumed run sees the same batches as an
+    uninterrupted one. uint8 data (images in ``[0, 255]``) is converted to floats in ``[0, 1]`` per batch,
+    so a whole small data set can live on the GPU as uint8 (4x less memory, no loader processes);
+    ``device`` moves batches from pinned CPU memory when the data stays on the CPU.
+    ``labels`` with ``on_labels`` hand each batch's labels to a class-conditional model.
+    """
+
+    def __init__(self, data: Tensor, labels: Tensor | None = None,
+                 on_labels: Callable[[Tensor], None] | None = None, device: str | torch.device | None = None):
+        self.device = torch.device(device) if device is not None else data.device
+        if self.device.type == "cuda" and data.device.type == "cpu":
+            data = data.pin_memory()
+        self.data = data
+        self.labels = labels
+        self.on_labels = on_labels
+        self.perm: Tensor | None = None
+        self.pos = 0
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return int(self.data.shape[0])
+
+    def __call__(self, batch_size: int, generator: torch.Generator) -> Tensor:
+        n = len(self)
+        if batch_size > n:
+            raise ValueError(f"batch size {batch_size} is larger than the data set ({n} samples)")
+        if self.perm is None or self.pos + batch_size > n:
+            if self.perm is not None:
+                self.epoch += 1
+            self.perm = torch.randperm(n, generator=generator, device=generator.device)
+            self.pos = 0
+        idx = self.perm[self.pos:self.pos + batch_size]
+        self.pos += batch_size
+        x = self.data[idx.to(self.data.device)].to(self.device, non_blocking=True)
+        if self.labels is not None and self.on_labels is not None:
+            self.on_labels(self.labels[idx.to(self.labels.device)].to(self.device))
+        return x.float().div_(255.0) if x.dtype == torch.uint8 else x
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"perm": None if self.perm is None else self.perm.cpu(), "pos": self.pos, "epoch": self.epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        perm = state["perm"]
+        self.perm = None if perm is None else perm.to(self.device if self.device.type != "cpu" else "cpu")
+        self.pos, self.epoch = int(state["pos"]), int(state["epoch"])

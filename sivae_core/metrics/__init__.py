@@ -1,0 +1,27 @@
+"""Metrics for the image chapters: Frechet distances (FID), likelihood scores, AUROC and
+reconstruction quality. Well-kept implementations (torchmetrics, scipy) do the numerics; this package
+adds the conventions (feature network in eval mode, which features, the likelihood's constants)."""
+
+from .auroc import auroc
+from .frechet import (
+    FeatureNet,
+    frechet_distance,
+    frechet_gaussians,
+    inception_available,
+    load_feature_net,
+)
+from .likelihood import elbo_score, iw_log_likelihood, log_px_given_z
+from .recon import reconstruction_metrics
+
+__all__ = [
+    "auroc",
+    "FeatureNet",
+    "frechet_distance",
+    "frechet_gaussians",
+    "inception_available",
+    "load_feature_net",
+    "elbo_score",
+    "iw_log_likelihood",
+    "log_px_given_z",
+    "reconstruction_metrics",
+]

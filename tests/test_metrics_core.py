@@ -1,0 +1,95 @@
+"""Metrics against closed forms: Frechet distance of Gaussians, IW log-likelihood of a linear Gaussian
+VAE, AUROC of a hand-computed case, PSNR."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from sivae_core.metrics import auroc, elbo_score, frechet_distance, frechet_gaussians, iw_log_likelihood
+from sivae_core.metrics import load_feature_net, reconstruction_metrics
+from sivae_core.models.base import IntroVAEModel
+
+
+class _Identity(nn.Module):
+    num_features = 3
+
+    def forward(self, x):
+        return x
+
+
+def test_frechet_distance_of_two_gaussians_matches_closed_form():
+    rng = np.random.default_rng(0)
+    n, d = 20000, 3
+    a1 = rng.normal(size=(d, d)) * 0.5
+    a2 = rng.normal(size=(d, d)) * 0.5
+    mu1, mu2 = np.zeros(d), np.array([1.0, -0.5, 0.2])
+    s1, s2 = a1 @ a1.T + np.eye(d), a2 @ a2.T + 0.5 * np.eye(d)
+    x1 = rng.multivariate_normal(mu1, s1, n)
+    x2 = rng.multivariate_normal(mu2, s2, n)
+    exact = frechet_gaussians(mu1, s1, mu2, s2)
+    est = frechet_distance(torch.from_numpy(x1), torch.from_numpy(x2), _Identity())
+    assert est == pytest.approx(exact, rel=0.05, abs=0.02)
+    empirical = frechet_gaussians(x1.mean(0), np.cov(x1.T), x2.mean(0), np.cov(x2.T))
+    assert est == pytest.approx(empirical, rel=1e-6, abs=1e-6)  # torchmetrics == scipy on the same samples
+
+
+class _LinearGaussianVAE(IntroVAEModel):
+    """p(z) = N(0, I), p(x|z) = N(W z + b, 1/2 I), q(z|x) = the exact posterior (W has orthogonal columns)."""
+
+    def __init__(self, W, b):
+        D, k = W.shape
+        var = 0.5
+        post_var = 1.0 / (1.0 + (W * W).sum(0) / var)  # diagonal because W^T W is diagonal
+        enc = nn.Linear(D, 2 * k)
+        dec = nn.Linear(k, D)
+        with torch.no_grad():
+            enc.weight.zero_()
+            enc.weight[:k] = (post_var[:, None] * W.T) / var
+            enc.bias[:k] = -(post_var[:, None] * W.T) @ b / var
+            enc.bias[k:] = post_var.log()
+            dec.weight.copy_(W)
+            dec.bias.copy_(b)
+        super().__init__(enc, dec, (D,), k)
+
+
+def test_iw_log_likelihood_is_exact_with_the_true_posterior():
+    torch.manual_seed(0)
+    D, k = 5, 2
+    W = torch.linalg.qr(torch.randn(D, k))[0] * torch.tensor([2.0, 0.7])
+    b = torch.randn(D)
+    model = _LinearGaussianVAE(W.double(), b.double()).double()
+    x = torch.randn(7, D, dtype=torch.float64) * 1.5
+    cov = W.double() @ W.double().T + 0.5 * torch.eye(D, dtype=torch.float64)
+    exact = torch.distributions.MultivariateNormal(b.double(), cov).log_prob(x)
+    est = iw_log_likelihood(model, x, n_samples=5, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(est, exact)
+    # the ELBO is a lower bound, tight with the exact posterior up to Monte-Carlo noise
+    elbo = elbo_score(model, x, torch.Generator().manual_seed(0))
+    assert elbo.shape == (7,) and torch.all(torch.isfinite(elbo))
+
+
+def test_auroc_hand_computed():
+    # in: [3, 1], out: [2, 0] -> pairs (3>2, 3>0, 1<2, 1>0): 3 of 4 correct
+    assert auroc(torch.tensor([3.0, 1.0]), torch.tensor([2.0, 0.0])) == pytest.approx(0.75)
+    assert auroc(torch.tensor([5.0, 6.0]), torch.tensor([1.0, 2.0])) == pytest.approx(1.0)
+    assert auroc(torch.tensor([1.0]), torch.tensor([1.0])) == pytest.approx(0.5)  # a tie counts one half
+
+
+def test_psnr_mse_known_values():
+    x = torch.zeros(2, 1, 16, 16)
+    r = x + 0.1
+    m = reconstruction_metrics(x, r)
+    assert m["mse"] == pytest.approx(0.01, rel=1e-5)
+    assert m["psnr"] == pytest.approx(20.0, rel=1e-4)
+    assert reconstruction_metrics(x + 0.5, x + 0.5)["ssim"] == pytest.approx(1.0)
+
+
+def test_shipped_feature_net_is_small_and_in_eval_mode():
+    from sivae_core.metrics.frechet import FEATURE_NET_PATH
+
+    assert FEATURE_NET_PATH.stat().st_size < 2_000_000
+    net = load_feature_net()
+    assert not net.training and net(torch.rand(2, 1, 28, 28)).shape == (2, 64)
