@@ -375,7 +375,7 @@ def train_regularized(model: IntroVAEModel, objective: RegularizedVAE, sampler: 
             disc_opt.zero_grad(set_to_none=True)
             d_loss.backward()
             disc_opt.step()
-            rec["disc"] = float(d_loss)
+            rec["disc"] = float(d_loss.detach())
         if log_every and (it + 1) % log_every == 0:
             rec.update({"iteration": it + 1, "loss": float(out.loss.detach()), **{k: float(v.detach()) for k, v in out.terms.items()}})
             history.append(rec)
