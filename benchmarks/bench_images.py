@@ -1,0 +1,69 @@
+"""Images/s of one S-IntroVAE training step (encoder + decoder update) on CIFAR-10 with the paper's model
+(channels (64, 128, 256), z_dim 128), batch 32 and 128; bf16 autocast + channels-last on a GPU.
+
+    python benchmarks/bench_images.py [--steps 20] [--device cuda] [--compile] [--smoke-steps 300]
+
+Prints ``name: value`` lines. ``--smoke-steps N`` (GPU) then trains N full-mode iterations on the
+offline CIFAR-10 subset and prints the final losses (a smoke run, not a result).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from sivae_core.data import load_dataset
+from sivae_core.images import build, objective_for, settings
+from sivae_core.trainer import TensorSampler, TrainConfig, Trainer
+
+
+def bench(batch: int, steps: int, device: torch.device, images: torch.Tensor, compile: bool) -> float:
+    s = settings("cifar10", "sivae")
+    model = build(s, (3, 32, 32)).to(device)
+    cuda = device.type == "cuda"
+    cfg = TrainConfig(iterations=10**9, batch_size=batch, lr_milestones=(), vae_warmup=0, progress=False,
+                      amp_dtype="bf16" if cuda else None, channels_last=cuda, compile=compile)
+    tr = Trainer(model, objective_for(s), TensorSampler(images.to(device) if cuda else images, device=device), cfg)
+    for _ in range(3 if not compile else 10):  # warm-up (and compilation)
+        tr.step()
+    if cuda:
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(steps):
+        tr.step()
+    if cuda:
+        torch.cuda.synchronize()
+    return batch * steps / (time.perf_counter() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--batches", type=int, nargs="+", default=[32, 128])
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--smoke-steps", type=int, default=0)
+    a = ap.parse_args()
+    device = torch.device(a.device)
+    data = load_dataset("cifar10", "train")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()} threads"
+    print(f"device: {name}")
+    print(f"precision: {'bf16 autocast, channels-last' if device.type == 'cuda' else 'fp32'}")
+    for b in a.batches:
+        print(f"sivae_step_images_per_s_batch{b}: {bench(b, a.steps, device, data.images, a.compile):.1f}")
+    if a.smoke_steps:
+        from sivae_core.images import train_images
+
+        s = settings("cifar10", "sivae", iterations=a.smoke_steps)
+        _, tr, info = train_images(s, device=a.device, progress=False, data=data, amp="bf16")
+        last = tr.history[-1]
+        print(f"smoke_iterations: {info['iterations']}")
+        print(f"smoke_wall_seconds: {info['wall_seconds']}")
+        print(f"smoke_final_rec: {last['enc/rec']:.2f}")
+        print(f"smoke_final_kl: {last['enc/kl']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
