@@ -168,9 +168,14 @@ def train_images(s: ImageSettings, out: str | Path | None = None, device: str | 
         stopped_early = True
         if out:
             trainer.save_checkpoint(out / "checkpoint.pt")
+    prior_cpu = 0.0  # a resumed run adds the CPU time of the runs before it
+    if out and (out / "train.json").exists():
+        prior = json.loads((out / "train.json").read_text())["info"]
+        prior_cpu = prior.get("cpu_seconds_total", prior.get("cpu_seconds", 0.0))
     info = {"iterations": trainer.iteration, "planned_iterations": iterations, "batch_size": s.batch_size,
             "images_seen": trainer.iteration * s.batch_size, "epochs": trainer.iteration / max(per_epoch, 1),
             "train_images": len(data), "cpu_seconds": round(time.process_time() - cpu0, 1),
+            "cpu_seconds_total": round(prior_cpu + time.process_time() - cpu0, 1),
             "wall_seconds": round(time.perf_counter() - wall0, 1), "torch_threads": torch.get_num_threads(),
             "stopped_by_cpu_budget": stopped_early, "device": str(dev),
             "command": "python -m sivae_core.images " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("__main__.py") else None}
