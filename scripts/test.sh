@@ -10,6 +10,6 @@ bash scripts/setup.sh
 export MPLBACKEND=Agg PYTHONHASHSEED=0
 start=$(date +%s)
 python -m pytest tests -q
-python -m pytest --nbval book -q -p no:cacheprovider
+SIVAE_PROGRESS=0 python -m pytest --nbval book -q -p no:cacheprovider
 python scripts/build_book.py --no-execute
 echo "test suite finished in $(( $(date +%s) - start )) s"

@@ -281,7 +281,9 @@ class Trainer:
         total = self.config.iterations if iterations is None else iterations
         if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
             self.load_checkpoint(self.checkpoint_path)
-        bar = tqdm(total=total, initial=self.iteration, disable=not self.config.progress,
+        # SIVAE_PROGRESS=0 silences every bar (headless checks such as nbval, which trips over widget bars).
+        show = self.config.progress and os.environ.get("SIVAE_PROGRESS", "1") != "0"
+        bar = tqdm(total=total, initial=self.iteration, disable=not show,
                    desc=type(self.objective).__name__, leave=False)
         t0, seen0 = time.perf_counter(), self.images_seen
         try:
