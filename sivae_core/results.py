@@ -18,6 +18,9 @@ __all__ = ["provenance", "write_results", "read_results"]
 
 
 def _commit() -> str:
+    # A copy of the tree without .git (a remote GPU machine) is told its commit through $SIVAE_COMMIT.
+    if os.environ.get("SIVAE_COMMIT"):
+        return os.environ["SIVAE_COMMIT"]
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
                              cwd=Path(__file__).resolve().parents[1])

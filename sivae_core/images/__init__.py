@@ -42,6 +42,9 @@ class ImageSettings:
     epochs: float = 220
     batch_size: int = 32
     lr: float = 2e-4
+    #: Fractions of the planned iterations at which the learning rate is multiplied by 0.1 (fast mode:
+    #: (0.8, 0.9), so a short run still ends at a small step size; the paper's image runs keep lr constant).
+    lr_drops: tuple[float, ...] = ()
     beta_rec: float = 1.0
     beta_kl: float = 1.0
     beta_neg: float = 256.0
@@ -70,7 +73,7 @@ def settings(dataset: str, method: str = "sivae", fast: bool = False, **override
             s.channels, s.z_dim, s.batch_size, s.epochs, s.subset = (16, 32, 64), 64, 64, 1.0, 5000
     for k, v in overrides.items():
         if v is not None:
-            setattr(s, k, tuple(v) if k == "channels" else v)
+            setattr(s, k, tuple(v) if k in ("channels", "lr_drops") else v)
     return s
 
 
@@ -139,7 +142,7 @@ def train_images(s: ImageSettings, out: str | Path | None = None, device: str | 
     iterations = s.iterations or max(1, int(round(s.epochs * per_epoch)))
     cuda = dev.type == "cuda"
     cfg = TrainConfig(iterations=iterations, batch_size=s.batch_size, lr_encoder=s.lr, lr_decoder=s.lr,
-                      lr_milestones=(), vae_warmup=0, seed=s.seed, log_every=50,
+                      lr_milestones=tuple(round(f * iterations) for f in s.lr_drops), vae_warmup=0, seed=s.seed, log_every=50,
                       checkpoint_every=1000 if out else 0, progress=progress,
                       amp_dtype=amp if cuda else None, channels_last=cuda, compile=compile,
                       ema_decay=s.ema_decay, log_grad_norm=True)
