@@ -1,5 +1,7 @@
 """Images/s of one S-IntroVAE training step (encoder + decoder update) on CIFAR-10 with the paper's model
-(channels (64, 128, 256), z_dim 128), batch 32 and 128; bf16 autocast + channels-last on a GPU.
+(channels (64, 128, 256), z_dim 128), batch 32 and 128; bf16 autocast + channels-last on a GPU. The
+baseline, measured in the same run, is one plain VAE step of the same model: the ratio is what the
+introspective game (fakes encoded and decoded again, two updates) costs.
 
     python benchmarks/bench_images.py [--steps 20] [--device cuda] [--compile] [--smoke-steps 300]
 
@@ -19,8 +21,9 @@ from sivae_core.images import build, objective_for, settings
 from sivae_core.trainer import TensorSampler, TrainConfig, Trainer
 
 
-def bench(batch: int, steps: int, device: torch.device, images: torch.Tensor, compile: bool) -> float:
-    s = settings("cifar10", "sivae")
+def bench(batch: int, steps: int, device: torch.device, images: torch.Tensor, compile: bool,
+          method: str = "sivae") -> float:
+    s = settings("cifar10", method)
     model = build(s, (3, 32, 32)).to(device)
     cuda = device.type == "cuda"
     cfg = TrainConfig(iterations=10**9, batch_size=batch, lr_milestones=(), vae_warmup=0, progress=False,
@@ -52,7 +55,11 @@ def main() -> None:
     print(f"device: {name}")
     print(f"precision: {'bf16 autocast, channels-last' if device.type == 'cuda' else 'fp32'}")
     for b in a.batches:
-        print(f"sivae_step_images_per_s_batch{b}: {bench(b, a.steps, device, data.images, a.compile):.1f}")
+        sivae = bench(b, a.steps, device, data.images, a.compile)
+        vae = bench(b, a.steps, device, data.images, a.compile, method="vae")
+        print(f"sivae_step_images_per_s_batch{b}: {sivae:.1f}")
+        print(f"vae_step_images_per_s_batch{b}: {vae:.1f}")
+        print(f"sivae_over_vae_time_ratio_batch{b}: {vae / sivae:.2f}")
     if a.smoke_steps:
         from sivae_core.images import train_images
 

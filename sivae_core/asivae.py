@@ -42,7 +42,7 @@ constructor's ``total_iters`` (the introspective iterations, i.e. the trainer's 
 ``vae_warmup``). Inside a vectorized :class:`~sivae_core.ensemble.Ensemble` the trainer calls only the
 first run's objective, so all runs share one schedule (they share the iteration count anyway). A fixed
 ``c`` (the ablations of Appendix A.2) is set with ``c=...``; ``c=-1`` (default) means "annealed".
-After resuming a checkpoint set ``objective.i = trainer.iteration - config.vae_warmup``.
+A resumed :class:`~sivae_core.trainer.Trainer` restores ``self.i`` through :meth:`resume_at`.
 """
 
 from __future__ import annotations
@@ -159,6 +159,9 @@ class ASIntroVAE(SoftIntroVAE):
     def __repr__(self) -> str:
         return (f"ASIntroVAE(beta_rec={self.hparams['beta_rec']:g}, beta_kl={self.hparams['beta_kl']:g}, "
                 f"beta_neg={self.hparams['beta_neg']:g}, form={self.form!r}, T={self.total_iters})")
+
+    def resume_at(self, introspective_iterations: int) -> None:
+        self.i = introspective_iterations
 
     # ------------------------------------------------------------------ pieces
     def c(self) -> float:

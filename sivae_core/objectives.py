@@ -99,6 +99,11 @@ class Objective(ABC):
         args = ", ".join(f"{k}={v:g}" for k, v in self.hparams.items())
         return f"{type(self).__name__}({args})"
 
+    def resume_at(self, introspective_iterations: int) -> None:
+        """Called by the trainer after it loads a checkpoint, with the number of introspective
+        (non-warm-up) iterations already done. Stateless objectives ignore it; scheduled ones
+        (AS-IntroVAE's annealing) pick up their schedule where the interrupted run left it."""
+
     @abstractmethod
     def encoder_loss(self, model: IntroVAEModel, x: Tensor, noise: Noise, hp: HParams) -> StepOutput:
         """Loss for the encoder update (for ``joint`` objectives: for both)."""

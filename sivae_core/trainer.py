@@ -358,6 +358,8 @@ class Trainer:
         if self.scaler.is_enabled() and state.get("scaler") is not None:
             self.scaler.load_state_dict(state["scaler"])
         self.iteration = int(state["iteration"])
+        for objective in self.objectives:
+            objective.resume_at(max(0, self.iteration - self.config.vae_warmup))
 
 
 

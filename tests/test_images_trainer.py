@@ -12,13 +12,14 @@ def _one_thread():
     yield
     torch.set_num_threads(n)
 
+from sivae_core.asivae import ASIntroVAE
 from sivae_core.images import make_grid
 from sivae_core.models.resnet import ResNetVAE
 from sivae_core.objectives import SoftIntroVAE
 from sivae_core.trainer import TensorSampler, TrainConfig, Trainer, seeded
 
 
-def _run(tmp_path, iters, resume_at=None, ema=0.0):
+def _run(tmp_path, iters, resume_at=None, ema=0.0, objective=lambda: SoftIntroVAE(beta_neg=8)):
     torch.manual_seed(0)
     data = (torch.rand(20, 1, 8, 8) * 255).to(torch.uint8)
     cfg = TrainConfig(iterations=iters, batch_size=6, lr_milestones=(), vae_warmup=2, progress=False, log_every=1,
@@ -26,10 +27,10 @@ def _run(tmp_path, iters, resume_at=None, ema=0.0):
     model = seeded(lambda: ResNetVAE(1, 8, (4, 4), 3), 0)
     ck = tmp_path / "ck.pt"
     if resume_at:
-        t = Trainer(model, SoftIntroVAE(beta_neg=8), TensorSampler(data), cfg, checkpoint_path=ck)
+        t = Trainer(model, objective(), TensorSampler(data), cfg, checkpoint_path=ck)
         t.fit(resume_at)
         model = seeded(lambda: ResNetVAE(1, 8, (4, 4), 3), 5)  # different init: must be overwritten
-    t = Trainer(model, SoftIntroVAE(beta_neg=8), TensorSampler(data), cfg, checkpoint_path=ck if resume_at else None)
+    t = Trainer(model, objective(), TensorSampler(data), cfg, checkpoint_path=ck if resume_at else None)
     t.fit()
     return t
 
@@ -43,6 +44,17 @@ def test_resume_equals_uninterrupted(tmp_path):
         assert torch.equal(u, v)
     assert a.samplers[0].epoch == b.samplers[0].epoch == 2
     assert "grad_norm/encoder" in a.history[-1]
+
+
+def test_as_introvae_resume_continues_the_annealing(tmp_path):
+    """c = 5 i / T must pick up at the resumed iteration; restarting i at 0 would change every later step."""
+    make = lambda: ASIntroVAE(beta_neg=8, total_iters=35)  # 7 introspective iterations: c = 0, 1/7, ..., 6/7
+    a = _run(tmp_path / "a", 9, objective=make)
+    b = _run(tmp_path / "b", 9, resume_at=4, objective=make)
+    assert a.objective.i == b.objective.i == 7
+    for (k, u), v in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(u, v), k
+    assert a.history[-1]["enc/c"] == b.history[-1]["enc/c"] == pytest.approx(6 / 7)
 
 
 def test_sampler_epochs_cover_the_data():

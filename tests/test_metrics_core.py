@@ -93,3 +93,23 @@ def test_shipped_feature_net_is_small_and_in_eval_mode():
     assert FEATURE_NET_PATH.stat().st_size < 2_000_000
     net = load_feature_net()
     assert not net.training and net(torch.rand(2, 1, 28, 28)).shape == (2, 64)
+
+
+SHARED = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.skipif(not (SHARED / "mnist").exists(), reason="../shared/data not present")
+def test_recognized_classes_tells_digits_from_garments_and_collapse():
+    from sivae_core.data import load_dataset, to_float
+    from sivae_core.metrics import recognized_classes
+
+    net = load_feature_net()
+    digits = to_float(load_dataset("mnist", "test", SHARED).images[:1000])
+    garments = to_float(load_dataset("fmnist", "test", SHARED).images[:1000])
+    real = recognized_classes(digits, net, "mnist")
+    assert real["recognized"] > 0.95 and real["classes_covered"] == 10
+    assert recognized_classes(garments, net, "mnist")["recognized"] < 0.02
+    assert recognized_classes(garments, net, "fmnist")["classes_covered"] == 10
+    collapsed = recognized_classes(digits[:1].repeat(200, 1, 1, 1), net, "mnist")
+    assert collapsed["classes_covered"] == 1
+    assert recognized_classes(torch.rand(500, 1, 28, 28), net, "mnist")["recognized"] < 0.2

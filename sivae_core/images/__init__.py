@@ -26,7 +26,10 @@ from ..models.resnet import ConditionalResNetVAE, ResNetVAE, build_model
 from ..objectives import VAE, SoftIntroVAE
 from ..trainer import TensorSampler, TrainConfig, Trainer, seeded
 
-__all__ = ["ImageSettings", "settings", "build", "train_images", "load_run", "make_grid", "save_grid",
+#: The objectives the image runs offer (``--method``).
+IMAGE_METHODS = ("vae", "sivae", "asivae")
+
+__all__ = ["IMAGE_METHODS", "ImageSettings", "settings", "build", "train_images", "load_run", "make_grid", "save_grid",
            "BudgetReached"]
 
 
@@ -66,7 +69,10 @@ def settings(dataset: str, method: str = "sivae", fast: bool = False, **override
         # Authors' code for (Fashion-)MNIST: channels (64, 128), z_dim 32, batch 128, betas 1/1/256.
         s = ImageSettings(dataset, method, channels=(64, 128), z_dim=32, epochs=200, batch_size=128)
         if fast:
-            s.channels, s.batch_size, s.epochs = (16, 32), 64, 1.0
+            # About 10 CPU-minutes (one thread): narrower blocks without GroupNorm (15% faster on a CPU;
+            # no normalization is as eval()-safe as a per-sample one), lr 1e-3 with drops at 80%/90%.
+            s.channels, s.norm, s.batch_size, s.epochs = (16, 32), "none", 64, 1.3
+            s.lr, s.lr_drops = 1e-3, (0.8, 0.9)
     else:
         s = ImageSettings(dataset, method)
         if fast:
@@ -86,12 +92,17 @@ def build(s: ImageSettings, shape: tuple[int, int, int], n_classes: int = 10) ->
     return seeded(lambda: ResNetVAE(c, h, s.channels, s.z_dim, s.norm), s.seed)
 
 
-def objective_for(s: ImageSettings):
+def objective_for(s: ImageSettings, iterations: int | None = None):
+    """The objective of ``s.method``; AS-IntroVAE anneals over ``iterations`` (the run's planned length)."""
     if s.method == "vae":
         return VAE(s.beta_rec, s.beta_kl)
     if s.method == "sivae":
         return SoftIntroVAE(s.beta_rec, s.beta_kl, s.beta_neg, s.gamma_r)
-    raise ValueError(f"method must be 'vae' or 'sivae', got {s.method!r}")
+    if s.method == "asivae":
+        from ..asivae import ASIntroVAE
+
+        return ASIntroVAE(s.beta_rec, s.beta_kl, s.beta_neg, s.gamma_r, total_iters=iterations or 1)
+    raise ValueError(f"method must be one of {IMAGE_METHODS}, got {s.method!r}")
 
 
 class BudgetReached(Exception):
@@ -162,7 +173,7 @@ def train_images(s: ImageSettings, out: str | Path | None = None, device: str | 
             if it % grid_every == 0:
                 _write_grids(model, tr, fixed, out, data.labels[:32].to(dev) if s.conditional else None, suffix=f"_{it:06d}")
         callbacks.append(grids)
-    trainer = Trainer(model, objective_for(s), sampler, cfg, checkpoint_path=out / "checkpoint.pt" if out else None,
+    trainer = Trainer(model, objective_for(s, iterations), sampler, cfg, checkpoint_path=out / "checkpoint.pt" if out else None,
                       callbacks=callbacks)
     stopped_early = False
     try:

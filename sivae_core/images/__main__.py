@@ -1,4 +1,4 @@
-"""Train S-IntroVAE or a VAE on images and evaluate it.
+"""Train S-IntroVAE, AS-IntroVAE or a VAE on images and evaluate it.
 
     python -m sivae_core.images --dataset mnist --method sivae --fast --out runs/mnist_sivae
     python -m sivae_core.images --dataset cifar10 --method sivae --out runs/cifar10   # paper: 220 epochs
@@ -18,9 +18,10 @@ import torch
 
 from ..data import DATASETS, load_dataset, to_float
 from ..interpolation import interpolate_grid
-from ..metrics import elbo_score, frechet_distance, inception_available, load_feature_net, reconstruction_metrics
+from ..metrics import (elbo_score, frechet_distance, inception_available, load_feature_net, reconstruction_metrics,
+                       recognized_classes)
 from ..metrics.frechet import inception_extractor
-from . import save_grid, settings, train_images
+from . import IMAGE_METHODS, save_grid, settings, train_images
 
 
 def evaluate(model, trainer, s, out: Path, root=None, n_fake: int = 2000, n_real: int = 10000,
@@ -51,9 +52,13 @@ def evaluate(model, trainer, s, out: Path, root=None, n_fake: int = 2000, n_real
 
     real = to_float(train.images[:n_real], device)
     if s.dataset in ("mnist", "fmnist"):
-        fd = frechet_distance(real, sampler, load_feature_net(device=device), n_fake=n_fake, device=device)
+        net = load_feature_net(device=device)
+        fd = frechet_distance(real, sampler, net, n_fake=n_fake, device=device)
         res["frechet"] = {"value": round(fd, 3), "feature_net": "FeatureNet (sivae_core/assets, 64-d, eval mode)",
                           "n_fake": n_fake, "n_real": len(real), "real": "training set"}
+        with torch.no_grad():
+            res["samples_recognized"] = {**recognized_classes(sampler(2000), net, s.dataset), "n": 2000,
+                                         "classifier": "FeatureNet, softmax > 0.5 on one of the data set's classes"}
     if inception_available():
         fid = frechet_distance(real, sampler, inception_extractor(), n_fake=n_fake, device=device)
         res["fid_inception"] = {"value": round(fid, 3), "feature_net": "Inception-v3 pool3 2048-d (torchmetrics), eval mode",
@@ -70,7 +75,7 @@ def evaluate(model, trainer, s, out: Path, root=None, n_fake: int = 2000, n_real
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", required=True, choices=DATASETS)
-    ap.add_argument("--method", default="sivae", choices=["vae", "sivae"])
+    ap.add_argument("--method", default="sivae", choices=IMAGE_METHODS)
     ap.add_argument("--fast", action="store_true", help="the chapter's CPU budget instead of the paper's settings")
     ap.add_argument("--epochs", type=float)
     ap.add_argument("--iterations", type=int)
@@ -94,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n-fake", type=int, help="generated images for the Frechet distance (default 50,000; fast 2,000)")
     ap.add_argument("--grid-every", type=int, default=0)
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--results", help="also write metrics.json with provenance to this file (book/results/images_*.json)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
     if a.threads:
@@ -110,6 +116,10 @@ def main(argv: list[str] | None = None) -> None:
                **evaluate(model, trainer, s, out, a.root, n_fake=n_fake,
                           n_real=10000 if a.fast else 50000, device=dev)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if a.results:
+        from ..results import write_results
+
+        write_results(a.results, metrics, device=dev)
     print(json.dumps(metrics, indent=2))
 
 

@@ -9,6 +9,7 @@ from .frechet import (
     frechet_gaussians,
     inception_available,
     load_feature_net,
+    recognized_classes,
 )
 from .likelihood import elbo_score, iw_log_likelihood, log_px_given_z
 from .recon import reconstruction_metrics
@@ -20,6 +21,7 @@ __all__ = [
     "frechet_gaussians",
     "inception_available",
     "load_feature_net",
+    "recognized_classes",
     "elbo_score",
     "iw_log_likelihood",
     "log_px_given_z",
