@@ -11,7 +11,7 @@ from .frechet import (
     load_feature_net,
     recognized_classes,
 )
-from .likelihood import elbo_score, iw_log_likelihood, log_px_given_z
+from .likelihood import elbo_parts, elbo_score, iw_log_likelihood, log_px_given_z
 from .recon import reconstruction_metrics
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "inception_available",
     "load_feature_net",
     "recognized_classes",
+    "elbo_parts",
     "elbo_score",
     "iw_log_likelihood",
     "log_px_given_z",

@@ -19,7 +19,7 @@ from torch import Tensor
 from ..elbo import gaussian_log_prob, kl_to_standard_normal, reparameterize
 from ..models.base import IntroVAEModel
 
-__all__ = ["log_px_given_z", "elbo_score", "iw_log_likelihood"]
+__all__ = ["log_px_given_z", "elbo_parts", "elbo_score", "iw_log_likelihood"]
 
 LOG_HALF = math.log(0.5)
 
@@ -31,16 +31,29 @@ def log_px_given_z(x: Tensor, x_mean: Tensor, decoder_logvar: float = LOG_HALF) 
 
 
 @torch.no_grad()
-def elbo_score(model: IntroVAEModel, x: Tensor, generator: torch.Generator | None = None,
-               decoder_logvar: float = LOG_HALF, batch_size: int = 500) -> Tensor:
-    """Per-sample ELBO ``E_q[log p(x|z)] - KL(q(z|x) || p(z))`` with one sample of z (Table 7's score)."""
-    out = []
+def elbo_parts(model: IntroVAEModel, x: Tensor, generator: torch.Generator | None = None,
+               decoder_logvar: float = LOG_HALF, batch_size: int = 500) -> tuple[Tensor, Tensor]:
+    """The ELBO's two terms per sample, ``(log p(x|z) at one z ~ q(z|x), KL(q(z|x) || p(z)))``.
+
+    Kept apart because they can disagree: a model can reconstruct an OOD image badly (low ``log p(x|z)``)
+    while its encoder still maps it close to the prior (low KL), and then the KL *raises* the OOD score.
+    """
+    rec, kl = [], []
     for xb in x.split(batch_size):
         mu, logvar = model.encode(xb)
         eps = torch.randn(mu.shape, generator=generator, device=mu.device)
         z = reparameterize(mu, logvar, eps)
-        out.append(log_px_given_z(xb, model.decode(z).float(), decoder_logvar) - kl_to_standard_normal(mu, logvar))
-    return torch.cat(out)
+        rec.append(log_px_given_z(xb, model.decode(z).float(), decoder_logvar))
+        kl.append(kl_to_standard_normal(mu, logvar))
+    return torch.cat(rec), torch.cat(kl)
+
+
+@torch.no_grad()
+def elbo_score(model: IntroVAEModel, x: Tensor, generator: torch.Generator | None = None,
+               decoder_logvar: float = LOG_HALF, batch_size: int = 500) -> Tensor:
+    """Per-sample ELBO ``E_q[log p(x|z)] - KL(q(z|x) || p(z))`` with one sample of z (Table 7's score)."""
+    log_px_z, kl = elbo_parts(model, x, generator, decoder_logvar, batch_size)
+    return log_px_z - kl
 
 
 @torch.no_grad()
