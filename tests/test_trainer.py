@@ -99,8 +99,11 @@ def test_short_soft_introvae_run_covers_the_8_gaussian_modes():
     z = torch.randn(2000, 2, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         before = mode_coverage(model.decode(z))
-    # the paper's learning rate (a larger one, 1e-3, collapses onto a single mode in this short budget)
-    cfg = TrainConfig(iterations=800, batch_size=256, vae_warmup=200, lr_milestones=(), progress=False)
+    # the paper's learning rate (a larger one, 1e-3, collapses onto a single mode in this short budget).
+    # 1,200 iterations, not fewer: the modes are found by ~400, but the game still oscillates for a while (on one
+    # x86 CPU the run had 8 modes at 600, 4 at 800 and 8 again from 1,000 on), and where it is caught depends
+    # on the machine's floating-point rounding.
+    cfg = TrainConfig(iterations=1200, batch_size=256, vae_warmup=200, lr_milestones=(), progress=False)
     Trainer(model, SoftIntroVAE(0.2, 0.3, 0.9), ToySampler("8gaussians"), cfg).fit()
     with torch.no_grad():
         covered, on_mode = mode_coverage(model.decode(z))

@@ -52,6 +52,9 @@ class ImageSettings:
     beta_kl: float = 1.0
     beta_neg: float = 256.0
     gamma_r: float = 1e-8
+    #: AS-IntroVAE only: ``"paper"`` (Eq. 7-9) or ``"code"`` (the authors' code: tanh schedule and squash,
+    #: per-dimension kernel); see :class:`~sivae_core.asivae.ASIntroVAE`.
+    as_form: str = "paper"
     subset: int | None = None
     conditional: bool = False
     seed: int = 0
@@ -101,7 +104,7 @@ def objective_for(s: ImageSettings, iterations: int | None = None):
     if s.method == "asivae":
         from ..asivae import ASIntroVAE
 
-        return ASIntroVAE(s.beta_rec, s.beta_kl, s.beta_neg, s.gamma_r, total_iters=iterations or 1)
+        return ASIntroVAE(s.beta_rec, s.beta_kl, s.beta_neg, s.gamma_r, total_iters=iterations or 1, form=s.as_form)
     raise ValueError(f"method must be one of {IMAGE_METHODS}, got {s.method!r}")
 
 

@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--beta-rec", type=float)
     ap.add_argument("--beta-kl", type=float)
     ap.add_argument("--beta-neg", type=float)
+    ap.add_argument("--as-form", choices=["paper", "code"], help="AS-IntroVAE: the paper's Eq. 7-9 or the authors' code")
     ap.add_argument("--ema", type=float, help="decoder EMA decay for sampling (e.g. 0.999)")
     ap.add_argument("--max-cpu-minutes", type=float, help="stop once the process used this much CPU time")
     ap.add_argument("--seed", type=int, default=0)
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(a.threads)
     s = settings(a.dataset, a.method, a.fast, epochs=a.epochs, iterations=a.iterations, subset=a.subset,
                  conditional=a.conditional or None, channels=a.channels, z_dim=a.z_dim, batch_size=a.batch_size,
-                 lr=a.lr, beta_rec=a.beta_rec, beta_kl=a.beta_kl, beta_neg=a.beta_neg, ema_decay=a.ema, seed=a.seed,
+                 lr=a.lr, as_form=a.as_form, beta_rec=a.beta_rec, beta_kl=a.beta_kl, beta_neg=a.beta_neg, ema_decay=a.ema, seed=a.seed,
                  max_cpu_seconds=a.max_cpu_minutes * 60 if a.max_cpu_minutes else None)
     out = Path(a.out)
     model, trainer, info = train_images(s, out, a.device, a.root, not a.no_progress, a.amp, a.compile, a.grid_every)
