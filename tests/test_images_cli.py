@@ -5,18 +5,10 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-pytestmark = pytest.mark.skipif(not (SHARED / "mnist").exists(), reason="../shared/data not present")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = [pytest.mark.skipif(not (SHARED / "mnist").exists(), reason="../shared/data not present"),
+              pytest.mark.usefixtures("one_thread")]
 
 
 @pytest.mark.parametrize("method", ["vae", "sivae", "asivae"])

@@ -3,20 +3,13 @@
 import pytest
 import torch
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: extra threads only add overhead (and thrash on a loaded 2-core machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 from sivae_core.asivae import ASIntroVAE
 from sivae_core.images import make_grid
 from sivae_core.models.resnet import ResNetVAE
 from sivae_core.objectives import SoftIntroVAE
 from sivae_core.trainer import TensorSampler, TrainConfig, Trainer, seeded
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _run(tmp_path, iters, resume_at=None, ema=0.0, objective=lambda: SoftIntroVAE(beta_neg=8)):
