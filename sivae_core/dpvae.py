@@ -347,19 +347,24 @@ class InfoVAE(RegularizedVAE):
 # ------------------------------------------------------------------------------------------------ training
 def train_regularized(model: IntroVAEModel, objective: RegularizedVAE, sampler: Callable[[int, torch.Generator], Tensor],
                       iterations: int, batch_size: int = 512, lr: float = 1e-3, lr_disc: float = 1e-4,
-                      seed: int = 0, log_every: int = 0) -> list[dict[str, float]]:
+                      seed: int = 0, log_every: int = 0, lr_milestones: tuple[int, ...] = (),
+                      progress: bool = False) -> list[dict[str, float]]:
     """Train a regularized (dp)VAE: one Adam on all of the model (encoder, decoder, flow), plus FactorVAE's
-    discriminator Adam. Data and noise come from one generator seeded with ``seed``; returns the log."""
+    discriminator Adam. Data and noise come from one generator seeded with ``seed``; returns the log.
+    The learning rate (of the model, not the discriminator) is multiplied by 0.1 at each of ``lr_milestones``."""
+    from tqdm.auto import trange
+
     g = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(lr_milestones), 0.1)
     disc_opt = None
     if isinstance(objective, FactorVAE):
         disc = objective.ensure_discriminator(model.z_dim, device)
         disc_opt = torch.optim.Adam(disc.parameters(), lr=lr_disc, betas=(0.5, 0.9))
     history: list[dict[str, float]] = []
     hp = objective.hparams
-    for it in range(iterations):
+    for it in trange(iterations, disable=not progress, desc=type(objective).__name__, leave=False):
         x = sampler(batch_size, g).to(device)
         eps = torch.randn(objective.noise_draws[0], batch_size, model.z_dim, generator=g).to(device)
         out = objective.encoder_loss(model, x, Noise(eps), hp)
@@ -369,6 +374,7 @@ def train_regularized(model: IntroVAEModel, objective: RegularizedVAE, sampler: 
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         opt.step()
+        sched.step()
         rec: dict[str, float] = {}
         if disc_opt is not None:
             d_loss = objective.discriminator_loss(out.carry["z"], g)

@@ -20,6 +20,19 @@ def test_aggregate_posterior_of_one_component_is_that_gaussian():
     assert two.item() == pytest.approx(expected, rel=1e-6)  # duplicates do not change the mixture
 
 
+def test_aggregate_log_prob_matches_the_mixture_definition_with_narrow_far_components():
+    """The matrix-product form must agree with the plain sum over components, also where its expansion
+    cancels most (variances 1e-4 around means at distance ~10)."""
+    g = torch.Generator().manual_seed(0)
+    mu = 10 + torch.randn(300, 16, generator=g, dtype=torch.float64)
+    logvar = math.log(1e-4) + 0.5 * torch.randn(300, 16, generator=g, dtype=torch.float64)
+    z = mu[:50] + 0.01 * torch.randn(50, 16, generator=g, dtype=torch.float64)  # near some components
+    pairs = -0.5 * (((z.unsqueeze(1) - mu) ** 2 / logvar.exp()) + logvar + math.log(2 * math.pi)).sum(-1)
+    expected = torch.logsumexp(pairs, 1) - math.log(300)
+    got = aggregate_log_prob(z.float(), mu.float(), logvar.float(), chunk=7)
+    assert torch.allclose(got.double(), expected, rtol=1e-3)
+
+
 def test_pockets_and_leaks_on_a_two_cluster_posterior():
     """q(z): two narrow clusters at (+-2, 0). Prior samples near the origin are in the pocket between them;
     the HP samples are the cluster codes farthest from the origin."""

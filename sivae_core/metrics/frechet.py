@@ -59,7 +59,7 @@ FEATURE_NET_CLASSES = {"mnist": range(0, 10), "fmnist": range(10, 20)}
 
 
 @torch.no_grad()
-def recognized_classes(images: Tensor, net: "FeatureNet", dataset: str, threshold: float = 0.5) -> dict[str, float]:
+def recognized_classes(images: Tensor, net: "FeatureNet", dataset: str, threshold: float = 0.5) -> dict[str, float | int]:
     """Do generated images look like ``dataset``? The shipped classifier's verdict on them.
 
     Returns the fraction of images it assigns to one of ``dataset``'s classes with softmax probability

@@ -12,6 +12,7 @@ for AUROC only the ordering matters.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -58,11 +59,13 @@ def elbo_score(model: IntroVAEModel, x: Tensor, generator: torch.Generator | Non
 
 @torch.no_grad()
 def iw_log_likelihood(model: IntroVAEModel, x: Tensor, n_samples: int = 5, generator: torch.Generator | None = None,
-                      decoder_logvar: float = LOG_HALF, batch_size: int = 500) -> Tensor:
+                      decoder_logvar: float = LOG_HALF, batch_size: int = 500,
+                      log_prior: Callable[[Tensor], Tensor] | None = None) -> Tensor:
     """Importance-weighted estimate of ``log p(x)`` per sample with ``M = n_samples`` draws from q(z|x).
 
     A lower bound in expectation that tightens as M grows; exact for any M when q(z|x) is the true
-    posterior (the test checks this on a linear Gaussian model).
+    posterior (the test checks this on a linear Gaussian model). ``log_prior`` is ``log p(z)`` per code,
+    N(0, I) by default; a decoupled prior passes its own (:func:`sivae_core.dpvae.prior_log_prob`).
     """
     out = []
     for xb in x.split(batch_size):
@@ -71,7 +74,7 @@ def iw_log_likelihood(model: IntroVAEModel, x: Tensor, n_samples: int = 5, gener
         for _ in range(n_samples):
             eps = torch.randn(mu.shape, generator=generator, device=mu.device)
             z = reparameterize(mu, logvar, eps)
-            log_pz = gaussian_log_prob(z, torch.zeros_like(z), torch.zeros_like(z))
+            log_pz = log_prior(z) if log_prior else gaussian_log_prob(z, torch.zeros_like(z), torch.zeros_like(z))
             log_qz = gaussian_log_prob(z, mu, logvar)
             logw.append(log_px_given_z(xb, model.decode(z).float(), decoder_logvar) + log_pz - log_qz)
         out.append(torch.logsumexp(torch.stack(logw), dim=0) - math.log(n_samples))
