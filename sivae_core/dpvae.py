@@ -35,7 +35,7 @@ from .objectives import HParams, Noise, Objective, StepOutput, decode_both, enco
 __all__ = [
     "FlowDecoder", "DPVAEModel", "ToyDPVAE", "has_flow", "prior_log_prob", "prior_rsample", "dp_kl",
     "log_q_pairs", "tc_decomposition", "mmd_imq", "capacity", "RegularizedVAE", "BetaVAEH", "BetaVAEB",
-    "BetaTCVAE", "FactorVAE", "InfoVAE", "DPSoftIntroVAE", "train_regularized",
+    "BetaTCVAE", "FactorVAE", "InfoVAE", "DPSoftIntroVAE", "make_regularizer", "train_regularized",
 ]
 
 
@@ -342,6 +342,19 @@ class InfoVAE(RegularizedVAE):
         mmd = mmd_imq(z, zp)
         pen = (1 - hp["alpha"]) * hp["beta_kl"] * kl + (hp["alpha"] + hp["lam"] - 1) * mmd.unsqueeze(-1)
         return pen, {"kl": batch_mean(kl), "mmd": mmd}
+
+
+def make_regularizer(name: str, hparams: Mapping[str, float], iterations: int, dataset_size: int) -> RegularizedVAE:
+    """Regularizer ``name`` with ``hparams``. ``"vae"`` is beta-VAE-H (with its ``beta_kl``, 1 for the plain
+    VAE); beta-VAE-B anneals its capacity over the first half of ``iterations``; beta-TCVAE's minibatch-weighted
+    estimator needs the data set size."""
+    classes = {"vae": BetaVAEH, "betavae_h": BetaVAEH, "betavae_b": BetaVAEB, "betatcvae": BetaTCVAE,
+               "factorvae": FactorVAE, "infovae": InfoVAE}
+    if name not in classes:
+        raise ValueError(f"unknown regularizer {name!r}; choose one of {sorted(classes)}")
+    cls = classes[name]
+    extra = {"betavae_b": {"c_iters": iterations // 2}, "betatcvae": {"dataset_size": dataset_size}}.get(name, {})
+    return cls(**hparams, **extra)
 
 
 # ------------------------------------------------------------------------------------------------ training

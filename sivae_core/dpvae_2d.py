@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from .diagnostics import encode_all, leakage_score, symmetric_kl
-from .dpvae import ToyDPVAE, train_regularized
+from .dpvae import ToyDPVAE, make_regularizer, train_regularized
 from .models import ToyVAE
 from .models.base import IntroVAEModel
 from .objectives import OBJECTIVES
@@ -22,7 +22,7 @@ from .toy2d.data import METRIC_SCALE, ToySampler, sample
 from .toy2d.metrics import histogram_divergences
 from .trainer import TrainConfig, Trainer, seeded
 
-__all__ = ["REGULARIZERS", "make_model", "make_regularizer", "train_2d", "evaluate_2d", "LEAK_TAUS"]
+__all__ = ["REGULARIZERS", "make_model", "train_2d", "evaluate_2d", "LEAK_TAUS"]
 
 #: Regularizer settings for the 2D chapter (the representation-learning weights; the same with and
 #: without the decoupled prior, as in seed 004, which tunes nothing for the dp versions).
@@ -46,17 +46,6 @@ def make_model(dp: bool, hidden: int = 256, seed: int = 0) -> IntroVAEModel:
     return seeded(lambda: ToyDPVAE(hidden=hidden) if dp else ToyVAE(hidden=hidden), seed)
 
 
-def make_regularizer(name: str, iterations: int, dataset_size: int = 10_000):
-    hp = dict(REGULARIZERS[name])
-    if name == "vae":
-        return OBJECTIVES["betavae_h"](**hp)
-    if name == "betavae_b":
-        return OBJECTIVES[name](**hp, c_iters=iterations // 2)
-    if name == "betatcvae":
-        return OBJECTIVES[name](**hp, dataset_size=dataset_size)
-    return OBJECTIVES[name](**hp)
-
-
 def train_2d(name: str, dp: bool, iterations: int, dataset: str = "moons", seed: int = 0, hidden: int = 256,
              batch_size: int = 256, lr: float = 1e-3) -> IntroVAEModel:
     """Train one regularized (dp)VAE, or ``sivae`` / ``dpsivae`` with the shared trainer."""
@@ -71,8 +60,8 @@ def train_2d(name: str, dp: bool, iterations: int, dataset: str = "moons", seed:
                           log_every=max(1, iterations // 5))
         Trainer(model, obj, ToySampler(dataset), cfg).fit()
         return model
-    train_regularized(model, make_regularizer(name, iterations), ToySampler(dataset), iterations,
-                      batch_size=batch_size, lr=lr, seed=seed)
+    train_regularized(model, make_regularizer(name, REGULARIZERS[name], iterations, dataset_size=10_000),
+                      ToySampler(dataset), iterations, batch_size=batch_size, lr=lr, seed=seed)
     return model
 
 

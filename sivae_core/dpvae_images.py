@@ -36,7 +36,7 @@ import torch
 
 from .data import load_dataset, to_float
 from .diagnostics import aggregate_log_prob, encode_all, leakage_score, sample_prior, symmetric_kl
-from .dpvae import DPVAEModel, prior_log_prob, train_regularized
+from .dpvae import DPVAEModel, make_regularizer, prior_log_prob, train_regularized
 from .flows import CouplingFlow
 from .images import ImageSettings, settings
 from .metrics import frechet_distance, iw_log_likelihood, load_feature_net, recognized_classes
@@ -45,7 +45,7 @@ from .models.resnet import ResNetDecoder, ResNetEncoder, ResNetVAE
 from .objectives import OBJECTIVES
 from .trainer import TensorSampler, TrainConfig, Trainer, seeded
 
-__all__ = ["IMAGE_REGULARIZERS", "PAPER_TABLE1_MNIST", "LEAK_TAUS", "dpvae_settings", "make_image_model", "make_image_regularizer",
+__all__ = ["IMAGE_REGULARIZERS", "PAPER_TABLE1_MNIST", "LEAK_TAUS", "dpvae_settings", "make_image_model",
            "train_image_dpvae", "evaluate_image_dpvae"]
 
 #: Regularizer weights on MNIST with the book's per-image sum-of-squares reconstruction (``beta_rec`` = 1,
@@ -92,18 +92,6 @@ def make_image_model(dp: bool, s: ImageSettings, shape: tuple[int, int, int], fl
                                      CouplingFlow(s.z_dim, flow_layers, flow_hidden), shape, s.z_dim), s.seed)
 
 
-def make_image_regularizer(name: str, iterations: int, dataset_size: int):
-    """The objective of ``name`` with :data:`IMAGE_REGULARIZERS` (``vae`` is beta-VAE-H with beta = 1)."""
-    hp = dict(IMAGE_REGULARIZERS[name])
-    if name == "vae":
-        return OBJECTIVES["betavae_h"](**hp)
-    if name == "betavae_b":
-        return OBJECTIVES[name](**hp, c_iters=iterations // 2)
-    if name == "betatcvae":
-        return OBJECTIVES[name](**hp, dataset_size=dataset_size)
-    return OBJECTIVES[name](**hp)
-
-
 def train_image_dpvae(name: str, dp: bool, s: ImageSettings, root: str | None = None,
                       progress: bool = False) -> tuple[IntroVAEModel, dict[str, Any]]:
     """Train regularizer ``name`` (with a decoupled prior when ``dp``) on ``s.dataset``; returns the model
@@ -123,9 +111,9 @@ def train_image_dpvae(name: str, dp: bool, s: ImageSettings, root: str | None = 
                           lr_milestones=milestones, vae_warmup=0, seed=s.seed, log_every=50, progress=progress)
         Trainer(model, objective, TensorSampler(data.images), cfg).fit()
     else:
-        train_regularized(model, make_image_regularizer(name, iterations, len(data)), TensorSampler(data.images),
-                          iterations, batch_size=s.batch_size, lr=s.lr, seed=s.seed, lr_milestones=milestones,
-                          progress=progress)
+        train_regularized(model, make_regularizer(name, IMAGE_REGULARIZERS[name], iterations, len(data)),
+                          TensorSampler(data.images), iterations, batch_size=s.batch_size, lr=s.lr, seed=s.seed,
+                          lr_milestones=milestones, progress=progress)
     model.eval()
     return model, {"iterations": iterations, "batch_size": s.batch_size, "epochs": iterations * s.batch_size / len(data),
                    "cpu_seconds": round(time.process_time() - cpu0, 1),

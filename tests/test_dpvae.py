@@ -181,3 +181,16 @@ def test_dp_soft_introvae_identity_flow_and_frozen_prior():
     z = mu + torch.randn(20_000, *mu.shape) * (0.5 * logvar).exp()
     assert torch.allclose(latent_kl(dp, mu, logvar, z).mean(0), kl_to_standard_normal(mu, logvar), atol=0.05)
     assert isinstance(SoftIntroVAE(), SoftIntroVAE)
+
+
+def test_make_regularizer_builds_each_regularizer_with_its_schedule():
+    from sivae_core.dpvae import BetaTCVAE, BetaVAEB, BetaVAEH, make_regularizer
+
+    vae = make_regularizer("vae", {"beta_rec": 1.0, "beta_kl": 1.0}, 100, 600)
+    assert type(vae) is BetaVAEH and vae.hparams["beta_kl"] == 1.0
+    b = make_regularizer("betavae_b", {"beta_rec": 1.0, "gamma": 100.0, "c_max": 25.0}, 100, 600)
+    assert isinstance(b, BetaVAEB) and b.c_iters == 50 and b.hparams["c_max"] == 25.0
+    tc = make_regularizer("betatcvae", {"beta_rec": 1.0, "beta": 6.0}, 100, 600)
+    assert isinstance(tc, BetaTCVAE) and tc.dataset_size == 600 and tc.hparams["beta"] == 6.0
+    with pytest.raises(ValueError, match="choose one of"):
+        make_regularizer("wae", {}, 100, 600)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sivae_core.dpvae import DPVAEModel, has_flow, prior_log_prob
-from sivae_core.dpvae_images import dpvae_settings, main, make_image_model
+from sivae_core.dpvae_images import dpvae_settings, main, make_image_model, train_image_dpvae
 from sivae_core.metrics import iw_log_likelihood
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -52,3 +52,14 @@ def test_cli_writes_both_priors_and_skips_finished_runs(tmp_path, one_thread):
         assert r["nll"] > 0 and r["fd"] > 0
     assert main(args) == 0  # nothing left to do: the file's runs are kept as they are
     assert json.loads(out.read_text())["runs"] == first["runs"]
+
+
+@pytest.mark.skipif(not (SHARED / "mnist").exists(), reason="../shared/data not present")
+def test_dp_soft_introvae_trains_its_flow_through_the_shared_trainer(one_thread):
+    """``sivae`` with ``dp`` runs DPSoftIntroVAE in the two-player trainer: the flow (zero-initialized last
+    layers, i.e. the identity) must move, which only the decoder's prior-fit term can do."""
+    s = dpvae_settings(True, iterations=3)
+    model, budget = train_image_dpvae("sivae", True, s)
+    assert isinstance(model, DPVAEModel) and budget["iterations"] == 3
+    last = [p for n, p in model.flow.named_parameters() if n.endswith(("net.4.weight", "net.4.bias"))]
+    assert last and any(p.abs().max() > 0 for p in last)
