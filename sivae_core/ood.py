@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +22,19 @@ import torch
 from .data import DATASETS, load_dataset, to_float
 from .images import load_run
 from .metrics import auroc, elbo_parts, elbo_score, iw_log_likelihood
+from .metrics.likelihood import LOG_HALF
 
-__all__ = ["ood_scores", "aurocs", "score_breakdown", "plot_histograms", "main"]
+__all__ = ["ood_scores", "decoder_logvar_for", "aurocs", "score_breakdown", "plot_histograms", "main"]
 
 
 @torch.no_grad()
 def ood_scores(model, in_dist: str, ood: str, n: int | None = None, n_samples: int = 5, root: str | None = None,
-               seed: int = 0, device: str | torch.device = "cpu") -> dict[str, dict[str, np.ndarray]]:
-    """``{"elbo"|"iwll": {"in_train", "in_test", "ood_test"}: scores}`` on the first ``n`` images of each."""
+               seed: int = 0, device: str | torch.device = "cpu",
+               decoder_logvar: float = LOG_HALF) -> dict[str, dict[str, np.ndarray]]:
+    """``{"elbo"|"iwll": {"in_train", "in_test", "ood_test"}: scores}`` on the first ``n`` images of each.
+
+    ``decoder_logvar`` is the log-variance of the Gaussian decoder the model was trained with,
+    ``log(1 / (2 beta_rec))`` (:func:`decoder_logvar_for`); the default is beta_rec = 1."""
     sets = {"in_train": load_dataset(in_dist, "train", root, n), "in_test": load_dataset(in_dist, "test", root, n),
             "ood_test": load_dataset(ood, "test", root, n)}
     out: dict[str, dict[str, np.ndarray]] = {"elbo": {}, "iwll": {}}
@@ -37,9 +43,16 @@ def ood_scores(model, in_dist: str, ood: str, n: int | None = None, n_samples: i
             raise ValueError(f"{d.name} images have shape {d.shape}, the model expects {tuple(model.data_shape)}")
         x = to_float(d.images, device)
         g = torch.Generator(device=device).manual_seed(seed)
-        out["elbo"][key] = elbo_score(model, x, g).cpu().numpy()
-        out["iwll"][key] = iw_log_likelihood(model, x, n_samples, g).cpu().numpy()
+        out["elbo"][key] = elbo_score(model, x, g, decoder_logvar).cpu().numpy()
+        out["iwll"][key] = iw_log_likelihood(model, x, n_samples, g, decoder_logvar).cpu().numpy()
     return out
+
+
+def decoder_logvar_for(beta_rec: float) -> float:
+    """The decoder log-variance that makes ``beta_rec * ||x - D(z)||^2`` a Gaussian ``-log p(x|z)`` (up to
+    its constant): sigma^2 = 1 / (2 beta_rec). Scoring a model with another variance than it was trained
+    with reweights the ELBO's two terms, and the AUROC with them."""
+    return math.log(1.0 / (2.0 * beta_rec))
 
 
 def aurocs(scores: dict[str, dict[str, np.ndarray]]) -> dict[str, float]:
@@ -49,7 +62,7 @@ def aurocs(scores: dict[str, dict[str, np.ndarray]]) -> dict[str, float]:
 
 @torch.no_grad()
 def score_breakdown(model, in_dist: str, ood: str, n: int | None = None, root: str | None = None, seed: int = 0,
-                    device: str | torch.device = "cpu") -> dict:
+                    device: str | torch.device = "cpu", decoder_logvar: float = LOG_HALF) -> dict:
     """Where the ELBO's AUROC comes from: the AUROC of each of its terms alone (``log p(x|z)`` and ``-KL``)
     and the ELBO's AUROC against each OOD class separately (in-distribution test images are the positives).
 
@@ -60,7 +73,7 @@ def score_breakdown(model, in_dist: str, ood: str, n: int | None = None, root: s
     parts = {}
     for key, d in sets.items():
         g = torch.Generator(device=device).manual_seed(seed)
-        parts[key] = elbo_parts(model, to_float(d.images, device), g)
+        parts[key] = elbo_parts(model, to_float(d.images, device), g, decoder_logvar)
     (rec_in, kl_in), (rec_ood, kl_ood) = parts["in"], parts["ood"]
     elbo_in, elbo_ood = rec_in - kl_in, rec_ood - kl_ood
     labels = sets["ood"].labels.to(elbo_ood.device)
@@ -111,7 +124,8 @@ def main(argv: list[str] | None = None) -> None:
     import matplotlib.pyplot as plt
 
     model, state = load_run(a.model, a.device)
-    scores = ood_scores(model, a.in_dist, a.ood, a.n, a.samples, a.root, device=a.device)
+    logvar = decoder_logvar_for(state["settings"].get("beta_rec", 1.0))
+    scores = ood_scores(model, a.in_dist, a.ood, a.n, a.samples, a.root, device=a.device, decoder_logvar=logvar)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     for k, v in scores.items():
@@ -121,7 +135,8 @@ def main(argv: list[str] | None = None) -> None:
         plt.close(ax.figure)
     metrics = {"in_dist": a.in_dist, "ood": a.ood, "method": state["settings"]["method"], **aurocs(scores),
                "iw_samples": a.samples, "n_per_set": {k: len(v) for k, v in scores["elbo"].items()},
-               "breakdown": score_breakdown(model, a.in_dist, a.ood, a.n, a.root, device=a.device),
+               "decoder_variance": round(math.exp(logvar), 6),
+               "breakdown": score_breakdown(model, a.in_dist, a.ood, a.n, a.root, device=a.device, decoder_logvar=logvar),
                "mean_scores": {s: {k: round(float(v.mean()), 2) for k, v in d.items()} for s, d in scores.items()},
                "training": state["info"], "model_settings": state["settings"],
                "histograms": [str(out / f"hist_{k}.png") for k in scores]}

@@ -33,7 +33,8 @@ def test_ood_cli_reports_aurocs_and_breakdown(tmp_path):
 
     run = tmp_path / "run"
     train(["--dataset", "mnist", "--method", "sivae", "--fast", "--iterations", "30", "--subset", "512",
-           "--channels", "4", "8", "--z-dim", "4", "--n-fake", "100", "--root", str(SHARED), "--out", str(run)])
+           "--channels", "4", "8", "--z-dim", "4", "--n-fake", "100", "--beta-rec", "2", "--root", str(SHARED),
+           "--out", str(run)])
     ood(["--model", str(run), "--in-dist", "mnist", "--ood", "fmnist", "--n", "300", "--root", str(SHARED),
          "--device", "cpu", "--out", str(tmp_path / "ood")])
     m = json.loads((tmp_path / "ood" / "metrics.json").read_text())
@@ -46,3 +47,4 @@ def test_ood_cli_reports_aurocs_and_breakdown(tmp_path):
     pooled = sum(a * counts[c] for c, a in b["auroc_elbo_by_ood_class"].items()) / sum(counts.values())
     assert pooled == pytest.approx(m["auroc_elbo"], abs=1e-3)
     assert (tmp_path / "ood" / "hist_elbo.png").exists()
+    assert m["decoder_variance"] == 0.25  # the model's own likelihood: sigma^2 = 1 / (2 beta_rec)

@@ -113,3 +113,19 @@ def test_recognized_classes_tells_digits_from_garments_and_collapse():
     collapsed = recognized_classes(digits[:1].repeat(200, 1, 1, 1), net, "mnist")
     assert collapsed["classes_covered"] == 1
     assert recognized_classes(torch.rand(500, 1, 28, 28), net, "mnist")["recognized"] < 0.2
+
+
+@pytest.mark.parametrize("beta_rec", [0.5, 1.0, 4.0])
+def test_ood_decoder_variance_turns_beta_rec_times_sse_into_a_log_likelihood(beta_rec):
+    """With sigma^2 = 1 / (2 beta_rec), differences of log p(x|z) are -beta_rec x differences of the squared
+    error the model was trained on; beta_rec = 1 is the default variance 1/2."""
+    from sivae_core.metrics import log_px_given_z
+    from sivae_core.ood import decoder_logvar_for
+
+    g = torch.Generator().manual_seed(0)
+    x, m1, m2 = (torch.rand(3, 1, 4, 4, generator=g) for _ in range(3))
+    lv = decoder_logvar_for(beta_rec)
+    diff = log_px_given_z(x, m1, lv) - log_px_given_z(x, m2, lv)
+    sse = lambda m: ((x - m) ** 2).flatten(1).sum(1)  # noqa: E731
+    assert torch.allclose(diff, -beta_rec * (sse(m1) - sse(m2)), atol=1e-5)
+    assert decoder_logvar_for(1.0) == pytest.approx(math.log(0.5))
