@@ -8,6 +8,7 @@ executed in place (its stored outputs are then the fast-mode outputs that ``pyte
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,6 +17,9 @@ import papermill as pm
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+# Stored outputs must be what nbval re-creates: progress bars would be stored as widgets that a headless
+# nbval run (SIVAE_PROGRESS=0 in scripts/test.sh) does not produce, so executed chapters store none.
+os.environ.setdefault("SIVAE_PROGRESS", "0")
 
 
 def toc_notebooks() -> list[Path]:
