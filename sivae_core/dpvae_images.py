@@ -38,10 +38,10 @@ from .data import load_dataset, to_float
 from .diagnostics import aggregate_log_prob, encode_all, leakage_score, sample_prior, symmetric_kl
 from .dpvae import DPVAEModel, make_regularizer, prior_log_prob, train_regularized
 from .flows import CouplingFlow
-from .images import ImageSettings, settings
+from .images import ImageSettings, build, settings
 from .metrics import frechet_distance, iw_log_likelihood, load_feature_net, recognized_classes
 from .models.base import IntroVAEModel
-from .models.resnet import ResNetDecoder, ResNetEncoder, ResNetVAE
+from .models.resnet import ResNetDecoder, ResNetEncoder
 from .objectives import OBJECTIVES
 from .trainer import TensorSampler, TrainConfig, Trainer, seeded
 
@@ -84,9 +84,9 @@ def dpvae_settings(fast: bool = True, **overrides: Any) -> ImageSettings:
 def make_image_model(dp: bool, s: ImageSettings, shape: tuple[int, int, int], flow_layers: int = 6,
                      flow_hidden: int = 128) -> IntroVAEModel:
     """The residual VAE of ``s``, plus a ``flow_layers``-block coupling flow prior when ``dp``."""
-    c, res, _ = shape
     if not dp:
-        return seeded(lambda: ResNetVAE(c, res, s.channels, s.z_dim, s.norm), s.seed)
+        return build(s, shape)
+    c, res, _ = shape
     return seeded(lambda: DPVAEModel(ResNetEncoder(c, res, s.channels, s.z_dim, s.norm),
                                      ResNetDecoder(c, res, s.channels, s.z_dim, s.norm),
                                      CouplingFlow(s.z_dim, flow_layers, flow_hidden), shape, s.z_dim), s.seed)
@@ -172,21 +172,20 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out)
     runs = json.loads(out.read_text())["runs"] if out.exists() else []
     prov = provenance()
+    evaluation = {"n_fake": a.n_fake, "lp_pool": 10 * a.n_fake, "n_codes": 10_000, "iw_samples": a.iw_samples,
+                  "n_test": 1000}
     for method in a.methods:
         for dp in (False, True):
             if any(r["method"] == method and r["dp"] == dp and r["seed"] == a.seed for r in runs):
                 continue
             model, budget = train_image_dpvae(method, dp, s, a.root, progress=True)
             rec = {"method": method, "dp": dp, "seed": a.seed, "commit": prov["commit"], **budget,
-                   **evaluate_image_dpvae(model, s.dataset, a.root, n_fake=a.n_fake, lp_pool=10 * a.n_fake,
-                                          iw_samples=a.iw_samples)}
+                   **evaluate_image_dpvae(model, s.dataset, a.root, **evaluation)}
             print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in rec.items() if k != "leakage"}, flush=True)
             runs.append(rec)
             write_results(out, {"dataset": s.dataset, "settings": {k: v for k, v in vars(s).items() if k != "extra"},
                                 "regularizers": IMAGE_REGULARIZERS, "leak_taus": LEAK_TAUS,
-                                "evaluation": {"n_fake": a.n_fake, "lp_pool": 10 * a.n_fake, "n_codes": 10_000,
-                                               "iw_samples": a.iw_samples, "n_test": 1000,
-                                               "feature_net": "FeatureNet (sivae_core/assets), eval mode"},
+                                "evaluation": {**evaluation, "feature_net": "FeatureNet (sivae_core/assets), eval mode"},
                                 "runs": runs},
                           provenance_override=prov)
     print(f"wrote {out}")
