@@ -53,9 +53,9 @@ from typing import Mapping
 import torch
 from torch import Tensor
 
-from .elbo import batch_mean, beta_elbo_energy, kl_to_standard_normal, reconstruction_error, reparameterize
+from .elbo import kl_to_standard_normal
 from .models.base import IntroVAEModel
-from .objectives import HParams, Noise, SoftIntroVAE, StepOutput, decode_both, encode_both, register_objective
+from .objectives import HParams, Noise, SoftIntroVAE, StepOutput, register_objective
 
 __all__ = ["as_log_kernel", "as_kernel", "as_distance", "as_distance_per_dim", "annealing_c", "ASIntroVAE",
            "AS_SETTINGS", "AS_PAPER_TABLES"]
@@ -133,7 +133,8 @@ class ASIntroVAE(SoftIntroVAE):
         L_D   = s (beta_rec L_r(x) + 1/2 sum_s (gamma_r beta_rec L_r(x_s) + beta_kl (c KL(x_s) + (1 - c) D)))
 
     The encoder *maximizes* D (it lowers exp(-alpha s E_s)); the decoder minimizes it. With c = 1 this
-    is exactly :class:`~sivae_core.objectives.SoftIntroVAE`.
+    is exactly :class:`~sivae_core.objectives.SoftIntroVAE`: the class overrides only the divergence the
+    fakes are judged by (:meth:`fake_divergence`), so the rest of Algorithm 2 is literally shared.
     """
 
     name = "asivae"
@@ -180,57 +181,27 @@ class ASIntroVAE(SoftIntroVAE):
         fn = as_distance if self.kernel == "product" else as_distance_per_dim
         return fn(mu_r, logvar_r, mu_f, logvar_f)
 
-    # ------------------------------------------------------------------ the two players
-    def encoder_loss(self, model: IntroVAEModel, x: Tensor, noise: Noise, hp: HParams) -> StepOutput:
-        s, alpha, c = self.scale(model), hp["alpha"], self.c()
-        mu, logvar = model.encode(x)
-        z = reparameterize(mu, logvar, noise.next())
-        z_f = noise.next()
-        x_r = model.decode(z)
-        with torch.no_grad():
-            x_f = model.decode(z_f)
-        rec = reconstruction_error(x, x_r, model.event_dims)
-        kl = kl_to_standard_normal(mu, logvar)
-        real = s * batch_mean(beta_elbo_energy(rec, kl, hp["beta_rec"], hp["beta_kl"]))
-        x_r_in = x_r.detach()
-        mu_r, logvar_r, mu_f, logvar_f = encode_both(model, x_r_in, x_f)
-        rec_r, kl_r = self.fake_energy(model, x_r_in, mu_r, logvar_r, noise)
-        rec_f, kl_f = self.fake_energy(model, x_f, mu_f, logvar_f, noise)
-        dist = self.distance(mu_r, logvar_r, mu_f, logvar_f)
-        adv_r = c * kl_r + (1 - c) * dist.unsqueeze(-1)
-        adv_f = c * kl_f + (1 - c) * dist.unsqueeze(-1)
-        exp_elbo_r = batch_mean(torch.exp(-alpha * s * beta_elbo_energy(rec_r, adv_r, hp["beta_rec"], hp["beta_neg"]))) / alpha
-        exp_elbo_f = batch_mean(torch.exp(-alpha * s * beta_elbo_energy(rec_f, adv_f, hp["beta_rec"], hp["beta_neg"]))) / alpha
-        loss = real + 0.5 * (exp_elbo_r + exp_elbo_f)
-        terms = {"rec": batch_mean(rec), "kl": batch_mean(kl), "exp_elbo_rec": exp_elbo_r, "exp_elbo_fake": exp_elbo_f,
-                 "kl_fake_rec": batch_mean(kl_r), "kl_fake_sample": batch_mean(kl_f), "as_dist": dist,
-                 "c": torch.full_like(dist, c)}
-        return StepOutput(loss, terms, carry={"z": z.detach(), "z_f": z_f})
+    # ------------------------------------------------------------------ the one change to Algorithm 2
+    def fake_divergence(self, player: str, kl_r: Tensor, kl_f: Tensor, post_r: tuple[Tensor, Tensor],
+                        post_f: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """Eq. 9: the fakes are judged by ``c KL + (1 - c) D(p_r, p_g)`` instead of their KL alone.
+
+        The encoder *maximizes* D (it lowers ``exp(-alpha s E)`` of both fakes), the decoder minimizes it;
+        D is one number per batch, shared by both kinds of fakes.
+        """
+        c = self.c()
+        dist = self.distance(*post_r, *post_f)
+        if player == "decoder" and self.squash:
+            # The code form also squashes before the decoder's fake KL (A_VAE.py); the paper does not.
+            kl_r, kl_f = kl_to_standard_normal(*self._prep(*post_r)), kl_to_standard_normal(*self._prep(*post_f))
+        adv = (1 - c) * dist.unsqueeze(-1)
+        return c * kl_r + adv, c * kl_f + adv, {"as_dist": dist, "c": torch.full_like(dist, c)}
 
     def decoder_loss(self, model: IntroVAEModel, x: Tensor, noise: Noise, hp: HParams,
                      carry: Mapping[str, Tensor]) -> StepOutput:
-        s, c = self.scale(model), self.c()
-        x_r, x_f = decode_both(model, carry["z"], carry["z_f"])
-        mu_r, logvar_r, mu_f, logvar_f = encode_both(model, x_r, x_f)
-        z_rf = reparameterize(mu_r, logvar_r, noise.next())
-        z_ff = reparameterize(mu_f, logvar_f, noise.next())
-        with torch.no_grad():
-            x_rf, x_ff = decode_both(model, z_rf, z_ff)
-        rec = batch_mean(reconstruction_error(x, x_r, model.event_dims))
-        dist = self.distance(mu_r, logvar_r, mu_f, logvar_f)
-        # The code form also squashes before the decoder's fake KL (A_VAE.py); the paper does not.
-        kl_r = kl_to_standard_normal(*self._prep(mu_r, logvar_r))
-        kl_f = kl_to_standard_normal(*self._prep(mu_f, logvar_f))
-        rec_r = reconstruction_error(x_r, x_rf, model.event_dims)
-        rec_f = reconstruction_error(x_f, x_ff, model.event_dims)
-        gamma_beta_rec = hp["gamma_r"] * hp["beta_rec"]
-        fake_r = batch_mean(beta_elbo_energy(rec_r, c * kl_r, gamma_beta_rec, hp["beta_kl"]))
-        fake_f = batch_mean(beta_elbo_energy(rec_f, c * kl_f, gamma_beta_rec, hp["beta_kl"]))
-        adv_dist = hp["beta_kl"] * (1 - c) * dist
-        loss = s * (hp["beta_rec"] * rec + 0.5 * (fake_r + fake_f) + adv_dist)
+        out = super().decoder_loss(model, x, noise, hp, carry)
         self.i += 1  # one introspective iteration done (python side effect: once per call, also under vmap)
-        terms = {"rec": rec, "kl_fake_rec": batch_mean(kl_r), "kl_fake_sample": batch_mean(kl_f), "as_dist": dist}
-        return StepOutput(loss, terms)
+        return out
 
 
 #: The three hyperparameter settings of seed 003 Sec. 5.2, read as (beta_rec, beta_kl, beta_neg): "the

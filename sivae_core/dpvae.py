@@ -19,7 +19,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +30,7 @@ from .elbo import batch_mean, gaussian_log_prob, kl_to_standard_normal, reconstr
 from .flows import CouplingFlow, standard_normal_log_prob
 from .models.base import IntroVAEModel
 from .models.mlp import make_mlp
-from .objectives import HParams, Noise, Objective, StepOutput, decode_both, encode_both, register_objective
+from .objectives import HParams, Noise, Objective, SoftIntroVAE, StepOutput, register_objective
 
 __all__ = [
     "FlowDecoder", "DPVAEModel", "ToyDPVAE", "has_flow", "prior_log_prob", "prior_rsample", "dp_kl",
@@ -403,70 +403,31 @@ def train_regularized(model: IntroVAEModel, objective: RegularizedVAE, sampler: 
 
 # ------------------------------------------------------------------------------------------------ S-IntroVAE + dp
 @register_objective
-class DPSoftIntroVAE(Objective):
+class DPSoftIntroVAE(SoftIntroVAE):
     """Going past the papers: Soft-IntroVAE (Algorithm 2) played in the representation space of a dpVAE.
 
-    Every KL to N(0, I) of :class:`~sivae_core.objectives.SoftIntroVAE` becomes the decoupled-prior KL
-    (:func:`dp_kl`), and fakes are generated as ``D(g^-1(z0))``. The flow belongs to the decoder's
-    optimizer, but it must not take part in the game: otherwise the decoder could "fool" the encoder by
-    moving the prior onto the fakes' posteriors. So the fake KLs in the decoder step use a *frozen*
-    flow (gradients reach the fakes, not the prior), and the flow is trained only on real data, by the
-    term ``-beta_kl log p(z)`` at the real codes (the flow's part of the real ELBO) added to L_D.
-    With the identity flow frozen this is Soft-IntroVAE with a Monte Carlo KL.
+    Only the prior changes: every KL to N(0, I) becomes the decoupled-prior KL (:func:`dp_kl`), and fakes
+    are generated as ``D(g^-1(z0))``. The flow belongs to the decoder's optimizer, but it must not take
+    part in the game: otherwise the decoder could "fool" the encoder by moving the prior onto the fakes'
+    posteriors. So the fake KLs in the decoder step use a *frozen* flow (gradients reach the fakes, not
+    the prior), and the flow is trained only on real data, by the term ``-beta_kl log p(z)`` at the real
+    codes (the flow's part of the real ELBO) added to L_D. With the identity flow frozen this is
+    Soft-IntroVAE with a Monte Carlo KL.
     """
 
     name = "dpsivae"
-    noise_draws = (4, 2)
 
-    def __init__(self, beta_rec: float = 1.0, beta_kl: float = 1.0, beta_neg: float = 1.0, gamma_r: float = 1e-8,
-                 alpha: float = 2.0, s: float | None = None):
-        super().__init__(beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg, gamma_r=gamma_r, alpha=alpha)
-        self.s = s
+    def prior_sample(self, model: IntroVAEModel, eps: Tensor) -> Tensor:
+        return prior_rsample(model, eps).detach()
 
-    def scale(self, model: IntroVAEModel) -> float:
-        return self.s if self.s is not None else 1.0 / model.input_dim
-
-    def encoder_loss(self, model: IntroVAEModel, x: Tensor, noise: Noise, hp: HParams) -> StepOutput:
-        s, alpha = self.scale(model), hp["alpha"]
-        mu, logvar = model.encode(x)
-        z = reparameterize(mu, logvar, noise.next())
-        z_f = prior_rsample(model, noise.next()).detach()
-        x_r = model.decode(z)
-        with torch.no_grad():
-            x_f = model.decode(z_f)
-        rec = reconstruction_error(x, x_r, model.event_dims)
-        kl = latent_kl(model, mu, logvar, z)
-        real = s * batch_mean(hp["beta_rec"] * rec + hp["beta_kl"] * kl)
-        x_r_in = x_r.detach()
-        mu_r, logvar_r, mu_f, logvar_f = encode_both(model, x_r_in, x_f)
-        exps, terms = [], {}
-        for tag, fake, m, lv in (("rec", x_r_in, mu_r, logvar_r), ("fake", x_f, mu_f, logvar_f)):
-            zz = reparameterize(m, lv, noise.next())
-            rec_s = reconstruction_error(fake, model.decode(zz), model.event_dims)
-            kl_s = latent_kl(model, m, lv, zz)
-            exps.append(batch_mean(torch.exp(-alpha * s * (hp["beta_rec"] * rec_s + hp["beta_neg"] * kl_s))) / alpha)
-            terms[f"kl_fake_{tag}"] = batch_mean(kl_s)
-        loss = real + 0.5 * (exps[0] + exps[1])
-        terms.update({"rec": batch_mean(rec), "kl": batch_mean(kl), "exp_elbo_rec": exps[0], "exp_elbo_fake": exps[1]})
-        return StepOutput(loss, terms, carry={"z": z.detach(), "z_f": z_f})
+    def kl(self, model: IntroVAEModel, mu: Tensor, logvar: Tensor, z: Tensor, frozen_prior: bool = False) -> Tensor:
+        return latent_kl(model, mu, logvar, z, frozen=frozen_prior)
 
     def decoder_loss(self, model: IntroVAEModel, x: Tensor, noise: Noise, hp: HParams,
                      carry: Mapping[str, Tensor]) -> StepOutput:
-        s = self.scale(model)
-        x_r, x_f = decode_both(model, carry["z"], carry["z_f"])
-        mu_r, logvar_r, mu_f, logvar_f = encode_both(model, x_r, x_f)
-        z_rf = reparameterize(mu_r, logvar_r, noise.next())
-        z_ff = reparameterize(mu_f, logvar_f, noise.next())
-        with torch.no_grad():
-            x_rf, x_ff = decode_both(model, z_rf, z_ff)
-        rec = batch_mean(reconstruction_error(x, x_r, model.event_dims))
-        kl_r = latent_kl(model, mu_r, logvar_r, z_rf, frozen=True)
-        kl_f = latent_kl(model, mu_f, logvar_f, z_ff, frozen=True)
-        g_rec = hp["gamma_r"] * hp["beta_rec"]
-        fake_r = batch_mean(g_rec * reconstruction_error(x_r, x_rf, model.event_dims) + hp["beta_kl"] * kl_r)
-        fake_f = batch_mean(g_rec * reconstruction_error(x_f, x_ff, model.event_dims) + hp["beta_kl"] * kl_f)
+        out = super().decoder_loss(model, x, noise, hp, carry)
+        if not has_flow(model):
+            return out
         # The flow's share of the real ELBO: fit the prior to the real codes (only the flow sees this term).
-        prior_fit = -batch_mean(prior_log_prob(model, carry["z"])) if has_flow(model) else torch.zeros_like(rec)
-        loss = s * (hp["beta_rec"] * rec + 0.5 * (fake_r + fake_f) + hp["beta_kl"] * prior_fit)
-        return StepOutput(loss, {"rec": rec, "kl_fake_rec": batch_mean(kl_r), "kl_fake_sample": batch_mean(kl_f),
-                                 "prior_nll": prior_fit})
+        prior_fit = -batch_mean(prior_log_prob(model, carry["z"]))
+        return StepOutput(out.loss + self.scale(model) * hp["beta_kl"] * prior_fit, {**out.terms, "prior_nll": prior_fit})

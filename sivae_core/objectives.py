@@ -217,33 +217,53 @@ class SoftIntroVAE(Objective):
         """The scaling constant ``s`` (Algorithm 2, line 2)."""
         return self.s if self.s is not None else 1.0 / model.input_dim
 
+    # The three hooks below are Algorithm 2 as written. Later chapters change the game by overriding
+    # exactly one of them: AS-IntroVAE (seed 003) the divergence the fakes are judged by, the decoupled
+    # prior (seed 004) the prior itself.
+    def prior_sample(self, model: IntroVAEModel, eps: Tensor) -> Tensor:
+        """``Z_f ~ p(z)`` from standard normal noise ``eps`` (line 6); the prior here is N(0, I) itself."""
+        return eps
+
+    def kl(self, model: IntroVAEModel, mu: Tensor, logvar: Tensor, z: Tensor, frozen_prior: bool = False) -> Tensor:
+        """Per-sample ``KL(q(z|x) || p(z))`` of posteriors ``(mu, logvar)`` (``z``: a sample from them, for
+        priors without a closed form; ``frozen_prior``: the prior gets no gradient). Closed form for N(0, I)."""
+        return kl_to_standard_normal(mu, logvar)
+
+    def fake_divergence(self, player: str, kl_r: Tensor, kl_f: Tensor, post_r: tuple[Tensor, Tensor],
+                        post_f: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """The per-sample divergence the game judges the fakes by (weighted by ``beta_neg`` in the encoder's
+        ``expELBO``, by ``beta_kl`` in the decoder's loss), for reconstructions and for prior samples.
+        Soft-IntroVAE: their KLs; ``post_*`` are the fakes' posteriors ``(mu, logvar)`` for overrides."""
+        return kl_r, kl_f, {}
+
     def fake_energy(self, model: IntroVAEModel, fake: Tensor, mu: Tensor, logvar: Tensor, noise: Noise) -> tuple[Tensor, Tensor]:
         """Per-sample ``(L_r(fake, D(z)), KL(q(z|fake)))`` with ``z ~ q(z|fake)``: -ELBO of a fake, split."""
         z = reparameterize(mu, logvar, noise.next())
         rec = reconstruction_error(fake, model.decode(z), model.event_dims)
-        return rec, kl_to_standard_normal(mu, logvar)
+        return rec, self.kl(model, mu, logvar, z)
 
     def encoder_loss(self, model: IntroVAEModel, x: Tensor, noise: Noise, hp: HParams) -> StepOutput:
         s, alpha = self.scale(model), hp["alpha"]
-        # Lines 5-6: Z = E(X), Z_f ~ N(0, I).
+        # Lines 5-6: Z = E(X), Z_f ~ p(z).
         mu, logvar = model.encode(x)
         z = reparameterize(mu, logvar, noise.next())
-        z_f = noise.next()
+        z_f = self.prior_sample(model, noise.next())
         # Line 8: X_r = D(Z); X_f = D(Z_f) is only an input to the encoder here, so no graph is needed.
         x_r = model.decode(z)
         with torch.no_grad():
             x_f = model.decode(z_f)
         # Line 11: the ELBO of real data.
         rec = reconstruction_error(x, x_r, model.event_dims)
-        kl = kl_to_standard_normal(mu, logvar)
+        kl = self.kl(model, mu, logvar, z)
         real = s * batch_mean(beta_elbo_energy(rec, kl, hp["beta_rec"], hp["beta_kl"]))
         # Lines 9-10, 12-15: the ELBO of both kinds of fakes, with beta_neg on the KL.
         x_r_in = x_r.detach()
         mu_r, logvar_r, mu_f, logvar_f = encode_both(model, x_r_in, x_f)
         rec_r, kl_r = self.fake_energy(model, x_r_in, mu_r, logvar_r, noise)
         rec_f, kl_f = self.fake_energy(model, x_f, mu_f, logvar_f, noise)
-        exp_elbo_r = batch_mean(torch.exp(-alpha * s * beta_elbo_energy(rec_r, kl_r, hp["beta_rec"], hp["beta_neg"]))) / alpha
-        exp_elbo_f = batch_mean(torch.exp(-alpha * s * beta_elbo_energy(rec_f, kl_f, hp["beta_rec"], hp["beta_neg"]))) / alpha
+        div_r, div_f, extra = self.fake_divergence("encoder", kl_r, kl_f, (mu_r, logvar_r), (mu_f, logvar_f))
+        exp_elbo_r = batch_mean(torch.exp(-alpha * s * beta_elbo_energy(rec_r, div_r, hp["beta_rec"], hp["beta_neg"]))) / alpha
+        exp_elbo_f = batch_mean(torch.exp(-alpha * s * beta_elbo_energy(rec_f, div_f, hp["beta_rec"], hp["beta_neg"]))) / alpha
         # Line 16 (minimized): L_E = -ELBO + 1/2 (expELBO_r + expELBO_f).
         loss = real + 0.5 * (exp_elbo_r + exp_elbo_f)
         terms = {
@@ -253,6 +273,7 @@ class SoftIntroVAE(Objective):
             "exp_elbo_fake": exp_elbo_f,
             "kl_fake_rec": batch_mean(kl_r),
             "kl_fake_sample": batch_mean(kl_f),
+            **extra,
         }
         return StepOutput(loss, terms, carry={"z": z.detach(), "z_f": z_f})
 
@@ -269,17 +290,18 @@ class SoftIntroVAE(Objective):
         # Line 22: X_rf = sg(D(Z_rf)), X_ff = sg(D(Z_ff)).
         with torch.no_grad():
             x_rf, x_ff = decode_both(model, z_rf, z_ff)
-        # Lines 23-26.
+        # Lines 23-26 (the prior is frozen: the decoder may move the fakes, not the prior onto them).
         rec = batch_mean(reconstruction_error(x, x_r, model.event_dims))
-        kl_r = kl_to_standard_normal(mu_r, logvar_r)
-        kl_f = kl_to_standard_normal(mu_f, logvar_f)
+        kl_r = self.kl(model, mu_r, logvar_r, z_rf, frozen_prior=True)
+        kl_f = self.kl(model, mu_f, logvar_f, z_ff, frozen_prior=True)
+        div_r, div_f, extra = self.fake_divergence("decoder", kl_r, kl_f, (mu_r, logvar_r), (mu_f, logvar_f))
         rec_r = reconstruction_error(x_r, x_rf, model.event_dims)
         rec_f = reconstruction_error(x_f, x_ff, model.event_dims)
         gamma_beta_rec = hp["gamma_r"] * hp["beta_rec"]
-        fake_r = batch_mean(beta_elbo_energy(rec_r, kl_r, gamma_beta_rec, hp["beta_kl"]))
-        fake_f = batch_mean(beta_elbo_energy(rec_f, kl_f, gamma_beta_rec, hp["beta_kl"]))
+        fake_r = batch_mean(beta_elbo_energy(rec_r, div_r, gamma_beta_rec, hp["beta_kl"]))
+        fake_f = batch_mean(beta_elbo_energy(rec_f, div_f, gamma_beta_rec, hp["beta_kl"]))
         loss = s * (hp["beta_rec"] * rec + 0.5 * (fake_r + fake_f))
-        terms = {"rec": rec, "kl_fake_rec": batch_mean(kl_r), "kl_fake_sample": batch_mean(kl_f)}
+        terms = {"rec": rec, "kl_fake_rec": batch_mean(kl_r), "kl_fake_sample": batch_mean(kl_f), **extra}
         return StepOutput(loss, terms)
 
 
