@@ -39,7 +39,7 @@ from .diagnostics import aggregate_log_prob, encode_all, leakage_score, sample_p
 from .dpvae import DPVAEModel, make_regularizer, prior_log_prob, train_regularized
 from .flows import CouplingFlow
 from .images import ImageSettings, build, settings
-from .metrics import frechet_distance, iw_log_likelihood, load_feature_net, recognized_classes
+from .metrics import frechet_distances, iw_log_likelihood, load_feature_net, recognized_classes
 from .models.base import IntroVAEModel
 from .models.resnet import ResNetDecoder, ResNetEncoder
 from .objectives import OBJECTIVES
@@ -102,8 +102,8 @@ def train_image_dpvae(name: str, dp: bool, s: ImageSettings, root: str | None = 
     introspective game and the decoupled prior are compared on the same networks, data and metrics."""
     data = load_dataset(s.dataset, "train", root, s.subset)
     model = make_image_model(dp, s, data.shape)
-    iterations = s.iterations or max(1, int(round(s.epochs * (len(data) // s.batch_size))))
-    milestones = tuple(round(f * iterations) for f in s.lr_drops)
+    iterations = s.planned_iterations(len(data))
+    milestones = s.lr_milestones(iterations)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     if name == "sivae":
         objective = OBJECTIVES["dpsivae" if dp else "sivae"](s.beta_rec, s.beta_kl, s.beta_neg, s.gamma_r)
@@ -143,8 +143,8 @@ def evaluate_image_dpvae(model: IntroVAEModel, dataset: str = "mnist", root: str
     lowest = aggregate_log_prob(z, mu, logvar, chunk=256).argsort()[:n_fake]
     lp_samples = torch.cat([model.decode(zc).float() for zc in z[lowest].split(500)])
     nll = -iw_log_likelihood(model, test, iw_samples, g, log_prior=lambda zz: prior_log_prob(model, zz))
-    return {"fd": frechet_distance(train, samples, net), "lp_fd": frechet_distance(train, lp_samples, net),
-            "skl": symmetric_kl(model, mu, logvar, 5000, g), "nll": float(nll.mean()),
+    fd = frechet_distances(train, {"fd": samples, "lp_fd": lp_samples}, net)
+    return {**fd, "skl": symmetric_kl(model, mu, logvar, 5000, g), "nll": float(nll.mean()),
             "leakage": leakage_score(model, mu, logvar, LEAK_TAUS, 5000, g).tolist(),
             "recognized": recognized_classes(samples, net, dataset)["recognized"],
             "lp_recognized": recognized_classes(lp_samples, net, dataset)["recognized"]}

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from sivae_core.metrics import auroc, elbo_score, frechet_distance, frechet_gaussians, iw_log_likelihood
+from sivae_core.metrics import auroc, elbo_score, frechet_distance, frechet_distances, frechet_gaussians, iw_log_likelihood
 from sivae_core.metrics import load_feature_net, reconstruction_metrics
 from sivae_core.models.base import IntroVAEModel
 
@@ -34,6 +34,20 @@ def test_frechet_distance_of_two_gaussians_matches_closed_form():
     assert est == pytest.approx(exact, rel=0.05, abs=0.02)
     empirical = frechet_gaussians(x1.mean(0), np.cov(x1.T), x2.mean(0), np.cov(x2.T))
     assert est == pytest.approx(empirical, rel=1e-6, abs=1e-6)  # torchmetrics == scipy on the same samples
+
+
+def test_frechet_distances_share_the_real_statistics_and_match_single_calls():
+    rng = np.random.default_rng(1)
+    real = torch.from_numpy(rng.normal(size=(4000, 3)))
+    fakes = {"near": real[:2000] + 0.1, "far": torch.from_numpy(rng.normal(2.0, 1.5, size=(2000, 3)))}
+    counting = _Identity()
+    seen = []
+    counting.register_forward_hook(lambda m, i, o: seen.append(len(o)))
+    both = frechet_distances(real, fakes, counting)
+    assert sum(seen) == 4000 + 2000 + 2000  # the real set passes through the feature network once
+    for name, fake in fakes.items():
+        assert both[name] == pytest.approx(frechet_distance(real, fake, _Identity()), rel=1e-9)
+    assert both["near"] < 0.05 < 1.0 < both["far"]
 
 
 class _LinearGaussianVAE(IntroVAEModel):

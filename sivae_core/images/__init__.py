@@ -64,6 +64,14 @@ class ImageSettings:
     iterations: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def planned_iterations(self, n_train: int) -> int:
+        """``iterations`` if given, else ``epochs`` passes over ``n_train`` images in whole batches."""
+        return self.iterations or max(1, int(round(self.epochs * (n_train // self.batch_size))))
+
+    def lr_milestones(self, iterations: int) -> tuple[int, ...]:
+        """The iterations at which the learning rate drops (``lr_drops`` are fractions of the run)."""
+        return tuple(round(f * iterations) for f in self.lr_drops)
+
 
 def settings(dataset: str, method: str = "sivae", fast: bool = False, **overrides: Any) -> ImageSettings:
     """Paper settings (``fast=False``) or the chapter's CPU budget (``fast=True``)."""
@@ -153,10 +161,10 @@ def train_images(s: ImageSettings, out: str | Path | None = None, device: str | 
     sampler = TensorSampler(images, data.labels.to(images.device) if s.conditional else None,
                             on_labels=model.set_labels if s.conditional else None, device=dev)
     per_epoch = len(data) // s.batch_size
-    iterations = s.iterations or max(1, int(round(s.epochs * per_epoch)))
+    iterations = s.planned_iterations(len(data))
     cuda = dev.type == "cuda"
     cfg = TrainConfig(iterations=iterations, batch_size=s.batch_size, lr_encoder=s.lr, lr_decoder=s.lr,
-                      lr_milestones=tuple(round(f * iterations) for f in s.lr_drops), vae_warmup=0, seed=s.seed, log_every=50,
+                      lr_milestones=s.lr_milestones(iterations), vae_warmup=0, seed=s.seed, log_every=50,
                       checkpoint_every=1000 if out else 0, progress=progress,
                       amp_dtype=amp if cuda else None, channels_last=cuda, compile=compile,
                       ema_decay=s.ema_decay, log_grad_norm=True)

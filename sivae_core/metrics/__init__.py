@@ -6,6 +6,7 @@ from .auroc import auroc
 from .frechet import (
     FeatureNet,
     frechet_distance,
+    frechet_distances,
     frechet_gaussians,
     inception_available,
     load_feature_net,
@@ -18,6 +19,7 @@ __all__ = [
     "auroc",
     "FeatureNet",
     "frechet_distance",
+    "frechet_distances",
     "frechet_gaussians",
     "inception_available",
     "load_feature_net",

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from scipy import linalg
 from torch import Tensor, nn
 
-__all__ = ["FeatureNet", "load_feature_net", "recognized_classes", "FEATURE_NET_CLASSES", "FEATURE_NET_PATH", "frechet_distance", "frechet_gaussians",
+__all__ = ["FeatureNet", "load_feature_net", "recognized_classes", "FEATURE_NET_CLASSES", "FEATURE_NET_PATH", "frechet_distance", "frechet_distances", "frechet_gaussians",
            "inception_available", "inception_extractor"]
 
 FEATURE_NET_PATH = Path(__file__).resolve().parents[1] / "assets" / "feature_net_mnist.pt"
@@ -118,19 +118,29 @@ def inception_extractor() -> nn.Module:
     return _Inception().eval()
 
 
+FakeImages = Tensor | Iterable[Tensor] | Callable[[int], Tensor]
+
+
 @torch.no_grad()
-def frechet_distance(real: Tensor | Iterable[Tensor], fake: Tensor | Iterable[Tensor] | Callable[[int], Tensor],
-                     feature: nn.Module, n_fake: int | None = None, batch_size: int = 500,
-                     device: str | torch.device = "cpu") -> float:
+def frechet_distance(real: Tensor | Iterable[Tensor], fake: FakeImages, feature: nn.Module, n_fake: int | None = None,
+                     batch_size: int = 500, device: str | torch.device = "cpu") -> float:
     """Frechet distance between the ``feature`` statistics of ``real`` and ``fake`` images in [0, 1].
 
     ``fake`` may be a tensor, an iterable of batches or a function ``n -> n images`` (a sampler), then
     ``n_fake`` images are drawn batch by batch (50,000 for the standard FID).
     """
+    return frechet_distances(real, {"fake": fake}, feature, n_fake, batch_size, device)["fake"]
+
+
+@torch.no_grad()
+def frechet_distances(real: Tensor | Iterable[Tensor], fakes: dict[str, FakeImages], feature: nn.Module,
+                      n_fake: int | None = None, batch_size: int = 500,
+                      device: str | torch.device = "cpu") -> dict[str, float]:
+    """:func:`frechet_distance` of several fake sets against one real set, whose features are computed once."""
     from torchmetrics.image.fid import FrechetInceptionDistance
 
     feature = feature.to(device).eval()
-    fid = FrechetInceptionDistance(feature=feature, normalize=True).to(device)
+    fid = FrechetInceptionDistance(feature=feature, normalize=True, reset_real_features=False).to(device)
     fid.inception.eval()  # torchmetrics may flip modules to train(); the extractor must stay in eval
 
     def batches(src, n):
@@ -147,9 +157,13 @@ def frechet_distance(real: Tensor | Iterable[Tensor], fake: Tensor | Iterable[Te
 
     for xb in batches(real, None):
         fid.update(xb.to(device).float(), real=True)
-    for xb in batches(fake, n_fake):
-        fid.update(xb.to(device).float(), real=False)
-    return float(fid.compute())
+    out = {}
+    for name, fake in fakes.items():
+        fid.reset()  # clears the fake statistics only (reset_real_features=False)
+        for xb in batches(fake, n_fake):
+            fid.update(xb.to(device).float(), real=False)
+        out[name] = float(fid.compute())
+    return out
 
 
 def frechet_gaussians(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
