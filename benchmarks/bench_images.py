@@ -3,6 +3,10 @@
 baseline, measured in the same run, is one plain VAE step of the same model: the ratio is what the
 introspective game (fakes encoded and decoded again, two updates) costs.
 
+A second comparison times the chapters' fast Fashion-MNIST setting (channels (16, 32), batch 64, one
+thread unless ``--threads``) in the default and in the channels-last memory format: the ratio is why
+``train_images`` uses channels-last on a CPU too (oneDNN's convolutions are faster in it).
+
     python benchmarks/bench_images.py [--steps 20] [--device cuda] [--compile] [--smoke-steps 300]
 
 Prints ``name: value`` lines. ``--smoke-steps N`` (GPU) then trains N full-mode iterations on the
@@ -22,12 +26,13 @@ from sivae_core.trainer import TensorSampler, TrainConfig, Trainer
 
 
 def bench(batch: int, steps: int, device: torch.device, images: torch.Tensor, compile: bool,
-          method: str = "sivae") -> float:
-    s = settings("cifar10", method)
-    model = build(s, (3, 32, 32)).to(device)
+          method: str = "sivae", dataset: str = "cifar10", channels_last: bool | None = None) -> float:
+    s = settings(dataset, method, fast=dataset != "cifar10")
+    model = build(s, tuple(images.shape[1:])).to(device)
     cuda = device.type == "cuda"
     cfg = TrainConfig(iterations=10**9, batch_size=batch, lr_milestones=(), vae_warmup=0, progress=False,
-                      amp_dtype="bf16" if cuda else None, channels_last=cuda, compile=compile)
+                      amp_dtype="bf16" if cuda else None, channels_last=cuda if channels_last is None else channels_last,
+                      compile=compile)
     tr = Trainer(model, objective_for(s), TensorSampler(images.to(device) if cuda else images, device=device), cfg)
     for _ in range(3 if not compile else 10):  # warm-up (and compilation)
         tr.step()
@@ -48,6 +53,7 @@ def main() -> None:
     ap.add_argument("--batches", type=int, nargs="+", default=[32, 128])
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--smoke-steps", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for the CPU comparison (fast setting)")
     a = ap.parse_args()
     device = torch.device(a.device)
     data = load_dataset("cifar10", "train")
@@ -60,6 +66,16 @@ def main() -> None:
         print(f"sivae_step_images_per_s_batch{b}: {sivae:.1f}")
         print(f"vae_step_images_per_s_batch{b}: {vae:.1f}")
         print(f"sivae_over_vae_time_ratio_batch{b}: {vae / sivae:.2f}")
+    if device.type == "cpu":
+        threads = torch.get_num_threads()
+        torch.set_num_threads(a.threads)
+        fmnist = load_dataset("fmnist", "train").images
+        plain = bench(64, a.steps, device, fmnist, False, dataset="fmnist", channels_last=False)
+        last = bench(64, a.steps, device, fmnist, False, dataset="fmnist", channels_last=True)
+        print(f"fast_fmnist_sivae_images_per_s_contiguous_{a.threads}thread: {plain:.1f}")
+        print(f"fast_fmnist_sivae_images_per_s_channels_last_{a.threads}thread: {last:.1f}")
+        print(f"fast_fmnist_channels_last_speedup: {last / plain:.2f}")
+        torch.set_num_threads(threads)
     if a.smoke_steps:
         from sivae_core.images import train_images
 

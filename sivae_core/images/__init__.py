@@ -166,7 +166,7 @@ def train_images(s: ImageSettings, out: str | Path | None = None, device: str | 
     cfg = TrainConfig(iterations=iterations, batch_size=s.batch_size, lr_encoder=s.lr, lr_decoder=s.lr,
                       lr_milestones=s.lr_milestones(iterations), vae_warmup=0, seed=s.seed, log_every=50,
                       checkpoint_every=1000 if out else 0, progress=progress,
-                      amp_dtype=amp if cuda else None, channels_last=cuda, compile=compile,
+                      amp_dtype=amp if cuda else None, channels_last=True, compile=compile,
                       ema_decay=s.ema_decay, log_grad_norm=True)
     out = Path(out) if out else None
     callbacks = []
