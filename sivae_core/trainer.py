@@ -292,7 +292,8 @@ class Trainer:
                 bar.update(1)
                 if self.iteration % self.config.log_every == 0 or self.iteration == total:
                     record = {"iteration": self.iteration}
-                    record.update({k: v.cpu().numpy().round(6).tolist() for k, v in logs.items()})
+                    # float(): under bf16 autocast some terms are bf16, which numpy cannot hold.
+                    record.update({k: v.float().cpu().numpy().round(6).tolist() for k, v in logs.items()})
                     self.history.append(record)
                     main = logs.get("loss_encoder", logs.get("loss_joint"))
                     rate = (self.images_seen - seen0) / max(time.perf_counter() - t0, 1e-9)
