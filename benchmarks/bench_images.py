@@ -80,7 +80,7 @@ def main() -> None:
         from sivae_core.images import train_images
 
         s = settings("cifar10", "sivae", iterations=a.smoke_steps)
-        _, tr, info = train_images(s, device=a.device, progress=False, data=data, amp="bf16")
+        _, tr, info = train_images(s, device=a.device, progress=False, data=data)
         last = tr.history[-1]
         print(f"smoke_iterations: {info['iterations']}")
         print(f"smoke_wall_seconds: {info['wall_seconds']}")

@@ -32,9 +32,9 @@ def test_ood_cli_reports_aurocs_and_breakdown(tmp_path):
     from sivae_core.ood import main as ood
 
     run = tmp_path / "run"
-    train(["--dataset", "mnist", "--method", "sivae", "--fast", "--iterations", "30", "--subset", "512",
-           "--channels", "4", "8", "--z-dim", "4", "--n-fake", "100", "--beta-rec", "2", "--root", str(SHARED),
-           "--out", str(run)])
+    # Chapter 8's budget (--fast ood: beta_rec 2, bf16 autocast on the CPU), shrunk further for a test.
+    train(["--dataset", "mnist", "--method", "sivae", "--fast", "ood", "--iterations", "30", "--subset", "512",
+           "--channels", "4", "8", "--z-dim", "4", "--n-fake", "100", "--root", str(SHARED), "--out", str(run)])
     ood(["--model", str(run), "--in-dist", "mnist", "--ood", "fmnist", "--n", "300", "--root", str(SHARED),
          "--device", "cpu", "--out", str(tmp_path / "ood")])
     m = json.loads((tmp_path / "ood" / "metrics.json").read_text())
@@ -48,3 +48,18 @@ def test_ood_cli_reports_aurocs_and_breakdown(tmp_path):
     assert pooled == pytest.approx(m["auroc_elbo"], abs=1e-3)
     assert (tmp_path / "ood" / "hist_elbo.png").exists()
     assert m["decoder_variance"] == 0.25  # the model's own likelihood: sigma^2 = 1 / (2 beta_rec)
+    assert m["model_settings"]["amp"] == "bf16" and m["model_settings"]["beta_rec"] == 2.0
+
+
+def test_fast_budgets_are_named_and_checked():
+    from sivae_core.images import FAST_OOD, settings
+
+    ood = settings("fmnist", "sivae", fast="ood")
+    assert (ood.z_dim, ood.beta_rec, ood.amp, ood.iterations) == (8, 2.0, "bf16", FAST_OOD["iterations"])
+    assert ood.channels == settings("fmnist", "sivae", fast=True).channels == (16, 32)
+    assert settings("fmnist", "sivae", fast="images") == settings("fmnist", "sivae", fast=True)
+    assert settings("fmnist", "sivae", fast="ood", z_dim=32).z_dim == 32  # explicit overrides win
+    with pytest.raises(ValueError, match="mnist / fmnist"):
+        settings("cifar10", "sivae", fast="ood")
+    with pytest.raises(ValueError, match="fast must be"):
+        settings("mnist", "sivae", fast="quick")

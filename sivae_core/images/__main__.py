@@ -21,7 +21,7 @@ from ..interpolation import interpolate_grid
 from ..metrics import (elbo_score, frechet_distance, inception_available, load_feature_net, reconstruction_metrics,
                        recognized_classes)
 from ..metrics.frechet import inception_extractor
-from . import IMAGE_METHODS, save_grid, settings, train_images
+from . import AMP_CHOICES, IMAGE_METHODS, save_grid, settings, train_images
 
 
 def evaluate(model, trainer, s, out: Path, root=None, n_fake: int = 2000, n_real: int = 10000,
@@ -76,7 +76,9 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", required=True, choices=DATASETS)
     ap.add_argument("--method", default="sivae", choices=IMAGE_METHODS)
-    ap.add_argument("--fast", action="store_true", help="the chapter's CPU budget instead of the paper's settings")
+    ap.add_argument("--fast", nargs="?", const="images", choices=["images", "ood"],
+                    help="a chapter's CPU budget instead of the paper's settings: chapter 7's (--fast or --fast images) "
+                         "or chapter 8's OOD models (--fast ood, MNIST-like data)")
     ap.add_argument("--epochs", type=float)
     ap.add_argument("--iterations", type=int)
     ap.add_argument("--subset", type=int, help="train on the first K training images")
@@ -94,7 +96,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, help="torch CPU threads")
     ap.add_argument("--device")
-    ap.add_argument("--amp", choices=["bf16", "fp16"], default="bf16", help="autocast dtype on a GPU")
+    ap.add_argument("--amp", choices=AMP_CHOICES, help="training precision (default auto: bf16 autocast on a GPU, fp32 on "
+                                                    "a CPU; --fast ood: bf16 on a CPU too)")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--root", help="dataset root (else $SIVAE_DATA, ../shared/data, torchvision download)")
     ap.add_argument("--n-fake", type=int, help="generated images for the Frechet distance (default 50,000; fast 2,000)")
@@ -105,12 +108,12 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    s = settings(a.dataset, a.method, a.fast, epochs=a.epochs, iterations=a.iterations, subset=a.subset,
+    s = settings(a.dataset, a.method, a.fast or False, epochs=a.epochs, iterations=a.iterations, subset=a.subset,
                  conditional=a.conditional or None, channels=a.channels, z_dim=a.z_dim, batch_size=a.batch_size,
-                 lr=a.lr, as_form=a.as_form, beta_rec=a.beta_rec, beta_kl=a.beta_kl, beta_neg=a.beta_neg, ema_decay=a.ema, seed=a.seed,
+                 lr=a.lr, as_form=a.as_form, beta_rec=a.beta_rec, beta_kl=a.beta_kl, beta_neg=a.beta_neg, ema_decay=a.ema, seed=a.seed, amp=a.amp,
                  max_cpu_seconds=a.max_cpu_minutes * 60 if a.max_cpu_minutes else None)
     out = Path(a.out)
-    model, trainer, info = train_images(s, out, a.device, a.root, not a.no_progress, a.amp, a.compile, a.grid_every)
+    model, trainer, info = train_images(s, out, a.device, a.root, not a.no_progress, a.compile, a.grid_every)
     dev = next(model.parameters()).device
     n_fake = a.n_fake or (2000 if a.fast else 50000)
     metrics = {"dataset": a.dataset, "method": a.method, "fast": a.fast, "budget": info,
