@@ -1,6 +1,7 @@
 """Train S-IntroVAE, AS-IntroVAE or a VAE on images and evaluate it.
 
     python -m sivae_core.images --dataset mnist --method sivae --fast --out runs/mnist_sivae
+    python -m sivae_core.images --dataset fmnist --method sivae --fast ood --out runs/fmnist_ood  # chapter 8
     python -m sivae_core.images --dataset cifar10 --method sivae --out runs/cifar10   # paper: 220 epochs
 
 Writes ``model.pt``, ``checkpoint.pt`` (resumable: rerun the same command), sample / reconstruction /
