@@ -63,3 +63,26 @@ def test_fast_budgets_are_named_and_checked():
         settings("cifar10", "sivae", fast="ood")
     with pytest.raises(ValueError, match="fast must be"):
         settings("mnist", "sivae", fast="quick")
+
+
+def test_cpu_budget_is_never_exceeded(monkeypatch):
+    """--max-cpu-minutes is checked every log_every (50) iterations; the guard must stop at the last check
+    from which one more stretch would overrun, not at the first check past the budget. A fake clock that
+    advances 0.1 s per step makes this exact: checks at 50 (5 s) and 100 (10 s) iterations, budget 12 s."""
+    import sivae_core.images as images
+    from sivae_core.trainer import Trainer
+
+    clock = [0.0]
+    step = Trainer.step
+
+    def timed_step(self):
+        clock[0] += 0.1
+        return step(self)
+
+    monkeypatch.setattr(Trainer, "step", timed_step)
+    monkeypatch.setattr(images.time, "process_time", lambda: clock[0])
+    s = images.settings("mnist", "sivae", fast=True, channels=(4, 8), z_dim=4, subset=256, iterations=400,
+                        max_cpu_seconds=12)
+    _, _, info = images.train_images(s, root=str(SHARED), progress=False)
+    assert info["stopped_by_cpu_budget"] and info["iterations"] == 100
+    assert info["cpu_seconds"] == pytest.approx(10.0) and info["cpu_seconds"] <= 12
