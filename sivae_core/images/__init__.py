@@ -30,8 +30,10 @@ from ..trainer import TensorSampler, TrainConfig, Trainer, seeded
 IMAGE_METHODS = ("vae", "sivae", "asivae")
 #: Training precisions (``ImageSettings.amp``, ``--amp``).
 AMP_CHOICES = ("auto", "bf16", "fp16", "fp32")
+#: The chapters' CPU budgets by name (``settings(..., fast=NAME)``, ``--fast NAME``); ``fast=True`` is "images".
+FAST_BUDGETS = ("images", "ood")
 
-__all__ = ["IMAGE_METHODS", "AMP_CHOICES", "FAST_OOD", "ImageSettings", "settings", "build", "autocast_dtype",
+__all__ = ["IMAGE_METHODS", "AMP_CHOICES", "FAST_BUDGETS", "FAST_OOD", "ImageSettings", "settings", "build", "autocast_dtype",
            "train_images", "load_run", "make_grid", "save_grid", "BudgetReached"]
 
 
@@ -92,7 +94,7 @@ FAST_OOD: dict[str, Any] = {"z_dim": 8, "beta_rec": 2.0, "amp": "bf16", "iterati
 def settings(dataset: str, method: str = "sivae", fast: bool | str = False, **overrides: Any) -> ImageSettings:
     """The paper's settings (``fast=False``) or a chapter's CPU budget: ``True`` / ``"images"`` is chapter 7's,
     ``"ood"`` chapter 8's (:data:`FAST_OOD`, MNIST-like data only). ``overrides`` set any field last."""
-    if fast not in (False, True, "images", "ood"):
+    if fast not in (False, True, *FAST_BUDGETS):
         raise ValueError(f"fast must be False, True, 'images' or 'ood', got {fast!r}")
     grey = dataset in ("mnist", "fmnist")
     if fast == "ood" and not grey:
@@ -203,13 +205,14 @@ def train_images(s: ImageSettings, out: str | Path | None = None, device: str | 
     callbacks = []
     cpu0, wall0 = time.process_time(), time.perf_counter()
     if s.max_cpu_seconds:
-        spent_at_last_check = [0.0]
+        spent_at_last_check = 0.0
 
         def budget(tr: Trainer, it: int, rec: dict) -> None:
             # Checks come every log_every iterations. Stop at the last one from which another stretch as
             # long as the previous one would overrun, so that a run never exceeds its budget.
+            nonlocal spent_at_last_check
             spent = time.process_time() - cpu0
-            stretch, spent_at_last_check[0] = spent - spent_at_last_check[0], spent
+            stretch, spent_at_last_check = spent - spent_at_last_check, spent
             if spent + stretch > s.max_cpu_seconds:
                 raise BudgetReached
         callbacks.append(budget)

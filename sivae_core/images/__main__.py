@@ -22,7 +22,7 @@ from ..interpolation import interpolate_grid
 from ..metrics import (elbo_score, frechet_distance, inception_available, load_feature_net, reconstruction_metrics,
                        recognized_classes)
 from ..metrics.frechet import inception_extractor
-from . import AMP_CHOICES, IMAGE_METHODS, save_grid, settings, train_images
+from . import AMP_CHOICES, FAST_BUDGETS, IMAGE_METHODS, save_grid, settings, train_images
 
 
 def evaluate(model, trainer, s, out: Path, root=None, n_fake: int = 2000, n_real: int = 10000,
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", required=True, choices=DATASETS)
     ap.add_argument("--method", default="sivae", choices=IMAGE_METHODS)
-    ap.add_argument("--fast", nargs="?", const="images", choices=["images", "ood"],
+    ap.add_argument("--fast", nargs="?", const="images", choices=FAST_BUDGETS,
                     help="a chapter's CPU budget instead of the paper's settings: chapter 7's (--fast or --fast images) "
                          "or chapter 8's OOD models (--fast ood, MNIST-like data)")
     ap.add_argument("--epochs", type=float)
