@@ -24,11 +24,11 @@ import time
 import torch
 import torch.nn.functional as F
 
-from sivae_core.ensemble import Ensemble
+from sivae_core import TrainConfig, Trainer, seeded
+from sivae_core.data.toy2d import ToySampler, sample
 from sivae_core.models import ToyVAE
 from sivae_core.objectives import VAE, IntroVAE, SoftIntroVAE
-from sivae_core.toy2d.data import ToySampler, sample
-from sivae_core.trainer import TrainConfig, Trainer, seeded
+from sivae_core.training import Ensemble
 
 BETAS = dict(beta_rec=0.2, beta_kl=0.3, beta_neg=0.9)
 

@@ -20,6 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # Stored outputs must be what nbval re-creates: progress bars would be stored as widgets that a headless
 # nbval run (SIVAE_PROGRESS=0 in scripts/test.sh) does not produce, so executed chapters store none.
 os.environ.setdefault("SIVAE_PROGRESS", "0")
+# One torch thread per kernel, as scripts/test.sh re-executes them: CPU numbers are deterministic for a fixed
+# thread count, and the book's small models run no faster on two.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def toc_notebooks() -> list[Path]:

@@ -1,7 +1,8 @@
-"""Small helpers the chapters share: where data and checkpoints live, and showing the core's code.
+"""Small helpers the chapters share: showing the core's code, and where data and checkpoints live.
 
-The chapters never copy library code into a cell: they show the real function with
-:func:`show_source`, so what the reader sees is what runs.
+The chapters never copy library code into a cell: they show the real function with :func:`show_source`, so
+what the reader sees is what runs. Locations come from environment variables or the working directory, never
+from where the package is installed (a Colab install lives in site-packages).
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["show_source", "data_root", "checkpoint_root", "results_dir", "on_colab"]
+from .data.images import candidate_roots
 
-_REPO = Path(__file__).resolve().parents[1]
+__all__ = ["show_source", "data_root", "checkpoint_root", "on_colab"]
 
 
 def show_source(obj: Any, lines: tuple[int, int] | None = None) -> Any:
@@ -41,20 +42,14 @@ def on_colab() -> bool:
 
 
 def data_root() -> Path:
-    """Dataset root: ``$SIVAE_DATA`` if set, else ``../shared/data`` next to the repository, else ``./data``."""
-    if os.environ.get("SIVAE_DATA"):
-        return Path(os.environ["SIVAE_DATA"]).expanduser()
-    shared = _REPO.parent / "shared" / "data"
-    return shared if shared.exists() else Path("data").resolve()
+    """The data root the loaders find first: ``$SIVAE_DATA``, ``./data``, or ``shared/data`` here or above
+    (see :func:`sivae_core.data.images.candidate_roots`); ``./data`` when none exists yet (downloads go there)."""
+    return next((r for r in candidate_roots() if r.is_dir()), Path("data").resolve())
 
 
 def checkpoint_root() -> Path:
-    """Where chapters keep checkpoints: ``$SIVAE_CKPT`` if set, else ``<repo>/checkpoints``."""
-    root = Path(os.environ.get("SIVAE_CKPT", _REPO / "checkpoints")).expanduser()
+    """Where long runs keep their checkpoints: ``$SIVAE_CKPT`` (on Colab, a Google Drive folder, so a run
+    survives the end of a session), else ``./checkpoints`` under the working directory."""
+    root = Path(os.environ.get("SIVAE_CKPT", "checkpoints")).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
     return root
-
-
-def results_dir() -> Path:
-    """``book/results``: committed full-mode result files (each records command, commit and hardware)."""
-    return _REPO / "book" / "results"

@@ -24,7 +24,16 @@ __all__ = ["COMMANDS", "build_parser", "main", "run_command", "device_of"]
 
 #: command -> (module that implements it, one-line help). Modules are imported only when their command runs,
 #: so ``--help`` stays fast and a command's heavy dependencies load only for that command.
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "toy2d": ("sivae_core.experiments.toy2d", "one 2D run (Daniel & Tamar 2021, Table 2 settings)"),
+    "table2": ("sivae_core.experiments.table2", "Table 2 of Daniel & Tamar (2021) as vectorized ensembles"),
+    "as-table": ("sivae_core.experiments.as_table", "the 2D tables of AS-IntroVAE (Lu et al. 2022, Tables 1 and 4)"),
+    "dpvae-2d": ("sivae_core.experiments.dpvae_2d", "regularized VAEs with and without a decoupled prior in 2D"),
+    "dpvae-images": ("sivae_core.experiments.dpvae_images", "Table 1 of dpVAE (Bhalodia et al. 2020) on MNIST"),
+    "images": ("sivae_core.experiments.images_eval", "train and evaluate an image model (VAE, S-IntroVAE, AS-IntroVAE)"),
+    "ood": ("sivae_core.experiments.ood", "out-of-distribution detection with a trained image model (Table 7)"),
+    "feature-net": ("sivae_core.metrics.train_feature_net", "train the offline feature network of the Frechet distances"),
+}
 
 
 def device_of(args: argparse.Namespace) -> torch.device:

@@ -26,6 +26,8 @@ __all__ = [
     "batch_mean",
     "sum_event",
     "gaussian_log_prob",
+    "standard_normal_log_prob",
+    "decoder_logvar",
 ]
 
 
@@ -95,3 +97,18 @@ def beta_elbo_energy(rec_err: Tensor, kl: Tensor, beta_rec: Tensor | float, beta
 def gaussian_log_prob(x: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
     """log N(x; mu, diag exp(logvar)), summed over the last dimension."""
     return -0.5 * (((x - mu).pow(2) / logvar.exp()) + logvar + math.log(2 * math.pi)).sum(dim=-1)
+
+
+def standard_normal_log_prob(z: Tensor) -> Tensor:
+    """log N(z; 0, I), summed over the last dimension."""
+    return -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(dim=-1)
+
+
+def decoder_logvar(beta_rec: float) -> float:
+    """The log-variance of the Gaussian decoder that ``beta_rec * L_r`` is the negative log-likelihood of.
+
+    ``beta_rec ||x - D(z)||^2 = -log N(x; D(z), sigma^2 I) + const`` exactly when ``sigma^2 = 1 / (2 beta_rec)``.
+    Likelihood scores (the ELBO and importance-weighted bounds of the OOD and dpVAE chapters) must use the
+    variance the model was trained with: another one reweights the ELBO's two terms, and any ranking with them.
+    """
+    return math.log(1.0 / (2.0 * beta_rec))

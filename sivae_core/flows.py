@@ -1,4 +1,8 @@
-"""Affine coupling flows (RealNVP) and the decoupled prior of dpVAE (seed 004, Eq. 2-4).
+"""Affine coupling flows (RealNVP, Dinh et al. 2017), the bijection of dpVAE's decoupled prior.
+
+Written out here rather than taken from a flow library because the coupling block *is* the lesson of the
+dpVAE chapter (Bhalodia, Lee & Elhabian 2020, Sec. 3, Eq. 2-4); :class:`~sivae_core.priors.DecoupledPrior`
+turns a flow into a prior.
 
 A flow is a bijection ``g: z -> z0`` between the *representation space* z (where the encoder's
 posteriors and any regularizer live) and the *generation space* z0 (standard normal). By the change of
@@ -21,17 +25,10 @@ and a dpVAE starts as the plain VAE.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
-__all__ = ["make_masks", "AffineCoupling", "CouplingFlow", "DecoupledPrior", "standard_normal_log_prob"]
-
-
-def standard_normal_log_prob(z: Tensor) -> Tensor:
-    """log N(z; 0, I), summed over the last dimension."""
-    return -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(dim=-1)
+__all__ = ["make_masks", "AffineCoupling", "CouplingFlow"]
 
 
 def make_masks(dim: int, n_layers: int, kind: str = "alternating") -> Tensor:
@@ -115,25 +112,3 @@ class CouplingFlow(nn.Module):
         for block in reversed(self.blocks):
             z0 = block.inverse(z0)
         return z0
-
-
-class DecoupledPrior(nn.Module):
-    """p(z) = N(g(z); 0, I) |det dg/dz| as a distribution: ``log_prob(z)``, ``sample(n)``, ``rsample(eps)``."""
-
-    def __init__(self, flow: CouplingFlow):
-        super().__init__()
-        self.flow = flow
-
-    def log_prob(self, z: Tensor) -> Tensor:
-        z0, logdet = self.flow(z)
-        return standard_normal_log_prob(z0) + logdet
-
-    def rsample(self, eps: Tensor) -> Tensor:
-        """z = g^-1(eps) for standard-normal ``eps`` (differentiable in the flow's parameters)."""
-        return self.flow.inverse(eps)
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        device = next(self.flow.parameters()).device
-        eps = torch.randn(n, self.flow.dim, generator=generator, device=device)
-        return self.flow.inverse(eps)

@@ -1,4 +1,11 @@
-"""Result files with provenance: every full-mode number in the book says what produced it."""
+"""Stored results: every number the book shows from a run says what produced it and on what budget.
+
+A result file is JSON with a ``provenance`` block (command, commit, hardware, date, versions) and the
+numbers. The stored results of the book live in the repository's ``book/results/`` and ship with the package
+as ``sivae_core.stored_results``, so any install, the non-editable one of Colab included, reads them:
+:func:`load` returns one record, :func:`available` lists what can be loaded, :func:`resource` opens the
+non-JSON files beside them (figures, arrays). ``$SIVAE_RESULTS`` points the book at another folder.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +16,64 @@ import platform
 import shlex
 import subprocess
 import sys
+import warnings
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["provenance", "write_results", "read_results"]
+__all__ = ["RESULTS_PACKAGE", "results_root", "available", "load", "resource", "command_line", "provenance",
+           "write_results"]
+
+#: The package that holds the stored results (the folder ``book/results`` of the repository).
+RESULTS_PACKAGE = "sivae_core.stored_results"
+
+
+def results_root() -> Traversable:
+    """``$SIVAE_RESULTS`` if set, else the stored results installed with the package."""
+    if os.environ.get("SIVAE_RESULTS"):
+        return Path(os.environ["SIVAE_RESULTS"]).expanduser()
+    return resources.files(RESULTS_PACKAGE)
+
+
+def available(prefix: str = "") -> list[str]:
+    """The names of the stored result records (file names without ``.json``) that start with ``prefix``, sorted."""
+    return sorted(p.name[:-5] for p in results_root().iterdir() if p.name.endswith(".json") and p.name.startswith(prefix))
+
+
+def resource(name: str) -> Traversable:
+    """A stored file by name (e.g. ``"ood_hist_fmnist_mnist.png"``); a clear error when it is missing."""
+    root = results_root()
+    path = root / name
+    if not path.is_file():
+        raise FileNotFoundError(f"stored result {name!r} not found in {root} (set $SIVAE_RESULTS to another folder, "
+                                f"or produce it with the command its chapter gives); available: {available()}")
+    return path
+
+
+def load(name: str) -> dict[str, Any]:
+    """The stored result record ``name`` (with or without ``.json``) as a dict."""
+    return json.loads(resource(name if name.endswith(".json") else name + ".json").read_text())
 
 
 def _commit() -> str:
-    # A copy of the tree without .git (a remote GPU machine) is told its commit through $SIVAE_COMMIT.
+    # A copy of the tree without .git (a remote GPU machine) is told its commit through $SIVAE_COMMIT. Otherwise
+    # the commit is that of the repository the running package was imported from: the code that produced the run.
     if os.environ.get("SIVAE_COMMIT"):
         return os.environ["SIVAE_COMMIT"]
+    here = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                             cwd=Path(__file__).resolve().parents[1])
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=here)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, cwd=Path(__file__).resolve().parents[1]).stdout.strip()
-        return out.stdout.strip() + ("+dirty" if dirty else "")
+                               text=True, cwd=here).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    if dirty:
+        warnings.warn("the working tree has uncommitted changes: the result records a '+dirty' commit, which the "
+                      "book does not accept for stored results; commit first", stacklevel=3)
+    return out.stdout.strip() + ("+dirty" if dirty else "")
 
 
 def _hardware(device: str | torch.device | None) -> str:
@@ -39,10 +84,33 @@ def _hardware(device: str | torch.device | None) -> str:
     return f"CPU {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
 
 
+def command_line(argv: list[str] | None = None) -> str:
+    """This process's command as a reader can rerun it: ``python -m ...`` with paths under the working
+    directory made relative (never the absolute paths of the machine that ran it)."""
+    argv = list(sys.argv if argv is None else argv)
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    head = ["python", "-m", spec.name.removesuffix(".__main__")] if spec is not None and spec.name else ["python"]
+    cwd = Path.cwd()
+
+    def relative(arg: str) -> str:
+        prefix, sep, value = arg.partition("=") if arg.startswith("--") and "=" in arg else ("", "", arg)
+        path = Path(value)
+        if path.is_absolute():
+            try:
+                value = os.path.relpath(path, cwd)
+            except ValueError:  # another drive (Windows)
+                pass
+        return prefix + sep + value
+
+    rest = argv[1:] if spec is not None else argv
+    return " ".join(shlex.quote(a) for a in head + [relative(a) for a in rest])
+
+
 def provenance(device: str | torch.device | None = None, command: str | None = None) -> dict[str, str]:
     """Command line, git commit, hardware, date and versions of the current process."""
     return {
-        "command": command or " ".join(shlex.quote(a) for a in [os.path.basename(sys.executable), *sys.argv]),
+        "command": command or command_line(),
         "commit": _commit(),
         "hardware": _hardware(device),
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -63,11 +131,3 @@ def write_results(path: str | os.PathLike[str], results: dict[str, Any], device:
     payload = {"provenance": provenance_override or provenance(device, command), **results}
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
-
-
-def read_results(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load a result file; a clear error when it is missing."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"result file {path} not found; it is produced by the command in the chapter")
-    return json.loads(path.read_text())

@@ -6,10 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from sivae_core.asivae import (ASIntroVAE, annealing_c, as_distance, as_distance_per_dim, as_kernel,
-                               setting_objective)
-from sivae_core.objectives import OBJECTIVES, Noise, SoftIntroVAE
+from sivae_core.experiments.as_table import setting_objective
 from sivae_core.models import ToyVAE
+from sivae_core.objectives import (
+    OBJECTIVES,
+    ASIntroVAE,
+    Noise,
+    SoftIntroVAE,
+    annealing_c,
+    as_distance,
+    as_distance_per_dim,
+    as_kernel,
+)
 
 
 def _normal_pdf(z, mu, var):
@@ -26,23 +34,27 @@ def test_kernel_is_the_integral_of_the_product_1d():
 
 def test_kernel_is_the_integral_of_the_product_2d_and_pairwise():
     g = torch.Generator().manual_seed(0)
-    mu_a, mu_b = torch.randn(3, 2, generator=g, dtype=torch.float64), torch.randn(4, 2, generator=g, dtype=torch.float64)
-    lv_a, lv_b = 0.5 * torch.randn(3, 2, generator=g, dtype=torch.float64), 0.5 * torch.randn(4, 2, generator=g, dtype=torch.float64)
+    f64 = {"generator": g, "dtype": torch.float64}
+    mu_a, mu_b = torch.randn(3, 2, **f64), torch.randn(4, 2, **f64)
+    lv_a, lv_b = 0.5 * torch.randn(3, 2, **f64), 0.5 * torch.randn(4, 2, **f64)
     K = as_kernel(mu_a, lv_a, mu_b, lv_b)
     assert K.shape == (3, 4)
     side = np.linspace(-9, 9, 1201)
     zz1, zz2 = np.meshgrid(side, side, indexing="ij")
     i, j = 2, 1
-    qa = _normal_pdf(zz1, mu_a[i, 0].item(), lv_a[i, 0].exp().item()) * _normal_pdf(zz2, mu_a[i, 1].item(), lv_a[i, 1].exp().item())
-    qb = _normal_pdf(zz1, mu_b[j, 0].item(), lv_b[j, 0].exp().item()) * _normal_pdf(zz2, mu_b[j, 1].item(), lv_b[j, 1].exp().item())
+    qa = _normal_pdf(zz1, mu_a[i, 0].item(), lv_a[i, 0].exp().item()) * _normal_pdf(zz2, mu_a[i, 1].item(),
+                                                                                     lv_a[i, 1].exp().item())
+    qb = _normal_pdf(zz1, mu_b[j, 0].item(), lv_b[j, 0].exp().item()) * _normal_pdf(zz2, mu_b[j, 1].item(),
+                                                                                     lv_b[j, 1].exp().item())
     numeric = np.trapezoid(np.trapezoid(qa * qb, side, axis=1), side)
     assert K[i, j].item() == pytest.approx(numeric, rel=1e-5)
 
 
 def test_distance_is_the_l2_distance_between_the_mixtures():
     g = torch.Generator().manual_seed(1)
-    mu_r, mu_g = torch.randn(3, 1, generator=g, dtype=torch.float64), torch.randn(2, 1, generator=g, dtype=torch.float64)
-    lv_r, lv_g = 0.3 * torch.randn(3, 1, generator=g, dtype=torch.float64), 0.3 * torch.randn(2, 1, generator=g, dtype=torch.float64)
+    f64 = {"generator": g, "dtype": torch.float64}
+    mu_r, mu_g = torch.randn(3, 1, **f64), torch.randn(2, 1, **f64)
+    lv_r, lv_g = 0.3 * torch.randn(3, 1, **f64), 0.3 * torch.randn(2, 1, **f64)
     z = np.linspace(-20, 20, 400_001)
     qr = np.mean([_normal_pdf(z, m.item(), l.exp().item()) for m, l in zip(mu_r[:, 0], lv_r[:, 0])], axis=0)
     qg = np.mean([_normal_pdf(z, m.item(), l.exp().item()) for m, l in zip(mu_g[:, 0], lv_g[:, 0])], axis=0)

@@ -9,10 +9,9 @@ import pytest
 import torch
 
 from sivae_core.data import DatasetCorruptError, DatasetNotFoundError, load_dataset, read_idx
-from sivae_core.data.images import _REPO, load_cifar10, load_folder, load_mnist, load_svhn
+from sivae_core.data.images import CIFAR10_MD5, candidate_roots, load_cifar10, load_folder, load_mnist, load_svhn
 
-SHARED = _REPO.parent / "shared" / "data"
-needs_shared = pytest.mark.skipif(not (SHARED / "mnist").exists(), reason="../shared/data not present")
+from .conftest import require_data
 
 
 def _write_idx(path, arr, gz=True):
@@ -22,17 +21,18 @@ def _write_idx(path, arr, gz=True):
     (gzip.open if gz else open)(path, "wb").write(data)
 
 
-@needs_shared
 def test_real_mnist_and_fashion_mnist():
-    d = load_dataset("mnist", "test", root=SHARED)
+    root = require_data("mnist").parent
+    require_data("fashion_mnist")
+    d = load_dataset("mnist", "test", root=root)
     assert d.images.shape == (10000, 1, 28, 28) and d.images.dtype == torch.uint8
     assert load_dataset("mnist", "train", subset=5).labels.tolist() == [5, 0, 4, 1, 9]
     f = load_dataset("fmnist", "test")
     assert f.images.shape == (10000, 1, 28, 28) and f.labels[:3].tolist() == [9, 2, 1]
 
 
-@needs_shared
 def test_real_cifar10_npz_subsets():
+    require_data("cifar10")
     d = load_cifar10("test", variant="jpeg_subset")
     assert d.images.shape == (10000, 3, 32, 32)
     e = load_cifar10("train", variant="exact_subset")
@@ -65,24 +65,53 @@ def test_truncated_idx_gives_clear_error(tmp_path):
 
 def test_missing_dataset_says_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.setenv("SIVAE_DATA", str(tmp_path / "env"))
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(DatasetNotFoundError) as e:
         load_svhn("test", root=tmp_path / "arg")
     msg = str(e.value)
     assert str(tmp_path / "arg") in msg and str(tmp_path / "env") in msg and "housenumbers" in msg
+    assert str(tmp_path / "data") in msg and str(tmp_path / "shared" / "data") in msg
 
 
-def test_generated_cifar_pickles_and_npz(tmp_path):
+def test_data_is_found_from_the_working_directory_not_the_install(tmp_path, monkeypatch):
+    """The loaders never look next to the installed package: the working directory and its parents'
+    shared/data are searched, so a checkout next to ../shared finds the data from any subfolder."""
+    monkeypatch.delenv("SIVAE_DATA", raising=False)
+    inner = tmp_path / "repo" / "book"
+    inner.mkdir(parents=True)
+    monkeypatch.chdir(inner)
+    roots = candidate_roots()
+    assert roots[0] == inner / "data" and tmp_path / "shared" / "data" in roots
+    assert all("site-packages" not in str(r) and "sivae_core" not in str(r) for r in roots)
+
+
+class _Payload:
+    """Unpickling this runs ``print``: what a tampered data file could do."""
+
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_generated_cifar_pickles_and_npz(tmp_path, capsys):
     folder = tmp_path / "cifar10" / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         d = {b"data": rng.integers(0, 256, (2, 3072), dtype=np.uint8), b"labels": [3, 8]}
         pickle.dump(d, open(folder / name, "wb"))
-    d = load_cifar10("train", root=tmp_path)
+    # generated files are not the official ones: their MD5 sums differ, and the loader says so
+    with pytest.raises(DatasetCorruptError, match=CIFAR10_MD5["data_batch_1"]):
+        load_cifar10("train", root=tmp_path)
+    d = load_cifar10("train", root=tmp_path, verify=False)
     assert d.images.shape == (10, 3, 32, 32) and d.labels.tolist() == [3, 8] * 5
     (folder / "test_batch").write_bytes(b"\x80\x04garbage")
     with pytest.raises(DatasetCorruptError):
-        load_cifar10("test", root=tmp_path, variant="pickle")
+        load_cifar10("test", root=tmp_path, variant="pickle", verify=False)
+    # a pickle that would run code is refused before anything runs, even without the checksum
+    pickle.dump({b"data": _Payload(), b"labels": [1]}, open(folder / "test_batch", "wb"))
+    with pytest.raises(DatasetCorruptError, match="refused"):
+        load_cifar10("test", root=tmp_path, variant="pickle", verify=False)
+    assert "pwned" not in capsys.readouterr().out
     npz = tmp_path / "n" / "cifar10_jpeg_subset.npz"
     npz.parent.mkdir()
     np.savez(npz, x_train=np.zeros((2, 32, 32, 3), np.uint8), y_train=np.array([1, 2]),

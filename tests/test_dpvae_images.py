@@ -1,24 +1,25 @@
-"""The MNIST dpVAE table's runner (sivae_core.dpvae_images): model construction, the prior used by the
-NLL, and the command line's skip-what-is-done resume."""
+"""The MNIST dpVAE table's runner (sivae_core.experiments.dpvae_images): model construction, the prior used by
+the NLL, and the command line's skip-what-is-done resume."""
 
 import json
-from pathlib import Path
 
-import pytest
 import torch
 
-from sivae_core.dpvae import DPVAEModel, has_flow, prior_log_prob
-from sivae_core.dpvae_images import dpvae_settings, main, make_image_model, train_image_dpvae
+from sivae_core.cli import main
+from sivae_core.elbo import standard_normal_log_prob
+from sivae_core.experiments.dpvae_images import dpvae_settings, make_image_model, train_image_dpvae
 from sivae_core.metrics import iw_log_likelihood
+from sivae_core.metrics.likelihood import LOG_HALF
+from sivae_core.priors import DecoupledPrior, StandardNormal
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+from .conftest import require_data
 
 
 def test_the_dp_model_differs_from_the_vae_only_by_its_flow():
     s = dpvae_settings(True)
     vae, dp = make_image_model(False, s, (1, 28, 28)), make_image_model(True, s, (1, 28, 28))
-    assert isinstance(dp, DPVAEModel) and has_flow(dp) and not has_flow(vae)
-    n_flow = sum(p.numel() for p in dp.flow.parameters())
+    assert type(dp.prior) is DecoupledPrior and type(vae.prior) is StandardNormal
+    n_flow = sum(p.numel() for p in dp.prior.parameters())
     assert sum(p.numel() for p in dp.parameters()) - n_flow == sum(p.numel() for p in vae.parameters())
 
 
@@ -29,21 +30,29 @@ def test_iw_log_likelihood_uses_the_decoupled_prior():
     model = make_image_model(True, dpvae_settings(True), (1, 28, 28)).eval()
     x = torch.rand(8, 1, 28, 28)
 
-    def iw(log_prior):
-        return iw_log_likelihood(model, x, 4, torch.Generator().manual_seed(1), log_prior=log_prior)
+    def iw():
+        return iw_log_likelihood(model, x, 4, torch.Generator().manual_seed(1), LOG_HALF)
 
-    dp = lambda z: prior_log_prob(model, z)  # noqa: E731
-    assert torch.allclose(iw(dp), iw(None), atol=1e-4)
+    def iw_standard_normal():
+        flow, model.prior = model.prior, StandardNormal(model.z_dim)
+        try:
+            return iw()
+        finally:
+            model.prior = flow
+
+    assert torch.allclose(model.prior.log_prob(x.new_ones(3, model.z_dim)), standard_normal_log_prob(x.new_ones(3, model.z_dim)))
+    assert torch.allclose(iw(), iw_standard_normal(), atol=1e-4)
     with torch.no_grad():
-        for p in model.flow.parameters():
+        for p in model.prior.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    assert (iw(dp) - iw(None)).abs().max() > 1e-2
+    assert (iw() - iw_standard_normal()).abs().max() > 1e-2
 
 
-@pytest.mark.skipif(not (SHARED / "mnist").exists(), reason="../shared/data not present")
 def test_cli_writes_both_priors_and_skips_finished_runs(tmp_path, one_thread):
+    require_data("mnist")
     out = tmp_path / "dp.json"
-    args = ["--methods", "vae", "--fast", "--epochs", "0.01", "--n-fake", "500", "--iw-samples", "2", "--out", str(out)]
+    args = ["dpvae-images", "--methods", "vae", "--fast", "--epochs", "0.01", "--n-fake", "500", "--iw-samples", "2",
+            "--out", str(out)]
     assert main(args) == 0
     first = json.loads(out.read_text())
     assert [(r["method"], r["dp"]) for r in first["runs"]] == [("vae", False), ("vae", True)]
@@ -54,12 +63,12 @@ def test_cli_writes_both_priors_and_skips_finished_runs(tmp_path, one_thread):
     assert json.loads(out.read_text())["runs"] == first["runs"]
 
 
-@pytest.mark.skipif(not (SHARED / "mnist").exists(), reason="../shared/data not present")
 def test_dp_soft_introvae_trains_its_flow_through_the_shared_trainer(one_thread):
     """``sivae`` with ``dp`` runs DPSoftIntroVAE in the two-player trainer: the flow (zero-initialized last
     layers, i.e. the identity) must move, which only the decoder's prior-fit term can do."""
+    require_data("mnist")
     s = dpvae_settings(True, iterations=3)
     model, budget = train_image_dpvae("sivae", True, s)
-    assert isinstance(model, DPVAEModel) and budget["iterations"] == 3
-    last = [p for n, p in model.flow.named_parameters() if n.endswith(("net.4.weight", "net.4.bias"))]
+    assert type(model.prior) is DecoupledPrior and budget["iterations"] == 3
+    last = [p for n, p in model.prior.named_parameters() if n.endswith(("net.4.weight", "net.4.bias"))]
     assert last and any(p.abs().max() > 0 for p in last)

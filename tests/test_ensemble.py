@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from sivae_core.ensemble import Ensemble
+from sivae_core import TrainConfig, Trainer, seeded
+from sivae_core.data.toy2d import ToySampler
 from sivae_core.models import ToyVAE
 from sivae_core.objectives import IntroVAE, SoftIntroVAE
-from sivae_core.toy2d.data import ToySampler
-from sivae_core.trainer import TrainConfig, Trainer, seeded
+from sivae_core.training import Ensemble
 
 
 def small() -> ToyVAE:

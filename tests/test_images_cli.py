@@ -2,22 +2,26 @@
 writes its files, and the OOD report holds AUROCs that agree with its own score breakdown."""
 
 import json
-from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-pytestmark = [pytest.mark.skipif(not (SHARED / "mnist").exists(), reason="../shared/data not present"),
-              pytest.mark.usefixtures("one_thread")]
+import sivae_core.experiments.images as images
+from sivae_core import Trainer
+from sivae_core.cli import main
+from sivae_core.experiments.images import FAST_OOD, settings
+from sivae_core.training.precision import cpu_bf16_is_fast
+
+from .conftest import require_data
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("method", ["vae", "sivae", "asivae"])
 def test_images_cli_trains_every_method(tmp_path, method):
-    from sivae_core.images.__main__ import main
-
+    root = require_data("mnist").parent
     out = tmp_path / method
-    main(["--dataset", "mnist", "--method", method, "--fast", "--iterations", "4", "--subset", "256",
-          "--channels", "4", "8", "--z-dim", "4", "--n-fake", "200", "--root", str(SHARED), "--out", str(out),
+    main(["images", "--dataset", "mnist", "--method", method, "--fast", "--iterations", "4", "--subset", "256",
+          "--channels", "4", "8", "--z-dim", "4", "--n-fake", "200", "--root", str(root), "--out", str(out),
           "--results", str(tmp_path / "r.json")])
     m = json.loads((out / "metrics.json").read_text())
     assert m["method"] == method and m["budget"]["iterations"] == 4
@@ -28,15 +32,14 @@ def test_images_cli_trains_every_method(tmp_path, method):
 
 
 def test_ood_cli_reports_aurocs_and_breakdown(tmp_path):
-    from sivae_core.images.__main__ import main as train
-    from sivae_core.ood import main as ood
-
+    root = require_data("mnist").parent
+    require_data("fashion_mnist")
     run = tmp_path / "run"
-    # Chapter 8's budget (--fast ood: beta_rec 2, bf16 autocast on the CPU), shrunk further for a test.
-    train(["--dataset", "mnist", "--method", "sivae", "--fast", "ood", "--iterations", "30", "--subset", "512",
-           "--channels", "4", "8", "--z-dim", "4", "--n-fake", "100", "--root", str(SHARED), "--out", str(run)])
-    ood(["--model", str(run), "--in-dist", "mnist", "--ood", "fmnist", "--n", "300", "--root", str(SHARED),
-         "--device", "cpu", "--out", str(tmp_path / "ood")])
+    # The OOD chapter's budget (--fast ood: beta_rec 2, bf16 where the CPU is fast at it), shrunk for a test.
+    main(["images", "--dataset", "mnist", "--method", "sivae", "--fast", "ood", "--iterations", "30", "--subset", "512",
+          "--channels", "4", "8", "--z-dim", "4", "--n-fake", "100", "--root", str(root), "--out", str(run)])
+    main(["ood", "--model", str(run), "--in-dist", "mnist", "--ood", "fmnist", "--n", "300", "--root", str(root),
+          "--device", "cpu", "--out", str(tmp_path / "ood")])
     m = json.loads((tmp_path / "ood" / "metrics.json").read_text())
     b = m["breakdown"]
     # Even 30 iterations tell digits from garments by reconstruction. The pooled AUROC is the average of the
@@ -46,16 +49,15 @@ def test_ood_cli_reports_aurocs_and_breakdown(tmp_path):
     counts = b["ood_class_counts"]
     pooled = sum(a * counts[c] for c, a in b["auroc_elbo_by_ood_class"].items()) / sum(counts.values())
     assert pooled == pytest.approx(m["auroc_elbo"], abs=1e-3)
-    assert (tmp_path / "ood" / "hist_elbo.png").exists()
+    assert (tmp_path / "ood" / "hist_elbo.png").exists() and (tmp_path / "ood" / "scores.npz").exists()
     assert m["decoder_variance"] == 0.25  # the model's own likelihood: sigma^2 = 1 / (2 beta_rec)
-    assert m["model_settings"]["amp"] == "bf16" and m["model_settings"]["beta_rec"] == 2.0
+    assert m["model_settings"]["amp"] == "fast" and m["model_settings"]["beta_rec"] == 2.0
+    assert m["training"]["precision"] == ("bf16" if cpu_bf16_is_fast() else "fp32")  # what this CPU got, recorded
 
 
 def test_fast_budgets_are_named_and_checked():
-    from sivae_core.images import FAST_OOD, settings
-
     ood = settings("fmnist", "sivae", fast="ood")
-    assert (ood.z_dim, ood.beta_rec, ood.amp, ood.iterations) == (8, 2.0, "bf16", FAST_OOD["iterations"])
+    assert (ood.z_dim, ood.beta_rec, ood.amp, ood.iterations) == (8, 2.0, "fast", FAST_OOD["iterations"])
     assert ood.channels == settings("fmnist", "sivae", fast=True).channels == (16, 32)
     assert settings("fmnist", "sivae", fast="images") == settings("fmnist", "sivae", fast=True)
     assert settings("fmnist", "sivae", fast="ood", z_dim=32).z_dim == 32  # explicit overrides win
@@ -69,9 +71,7 @@ def test_cpu_budget_is_never_exceeded(monkeypatch):
     """--max-cpu-minutes is checked every log_every (50) iterations; the guard must stop at the last check
     from which one more stretch would overrun, not at the first check past the budget. A fake clock that
     advances 0.1 s per step makes this exact: checks at 50 (5 s) and 100 (10 s) iterations, budget 12 s."""
-    import sivae_core.images as images
-    from sivae_core.trainer import Trainer
-
+    root = require_data("mnist").parent
     clock = [0.0]
     step = Trainer.step
 
@@ -83,6 +83,6 @@ def test_cpu_budget_is_never_exceeded(monkeypatch):
     monkeypatch.setattr(images.time, "process_time", lambda: clock[0])
     s = images.settings("mnist", "sivae", fast=True, channels=(4, 8), z_dim=4, subset=256, iterations=400,
                         max_cpu_seconds=12)
-    _, _, info = images.train_images(s, root=str(SHARED), progress=False)
+    _, _, info = images.train_images(s, root=str(root), progress=False)
     assert info["stopped_by_cpu_budget"] and info["iterations"] == 100
     assert info["cpu_seconds"] == pytest.approx(10.0) and info["cpu_seconds"] <= 12

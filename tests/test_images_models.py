@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from sivae_core.models.resnet import ConditionalResNetVAE, ResNetVAE, build_model
-from sivae_core.objectives import SoftIntroVAE, Noise
+from sivae_core.objectives import Noise, SoftIntroVAE
 
 
 @pytest.mark.parametrize("c,res,channels", [(1, 28, (8, 16)), (3, 32, (8, 16, 32)), (3, 64, (4, 8, 8, 8))])

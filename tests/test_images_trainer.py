@@ -3,11 +3,10 @@
 import pytest
 import torch
 
-from sivae_core.asivae import ASIntroVAE
-from sivae_core.images import make_grid
+from sivae_core import TensorSampler, TrainConfig, Trainer, seeded
 from sivae_core.models.resnet import ResNetVAE
-from sivae_core.objectives import SoftIntroVAE
-from sivae_core.trainer import TensorSampler, TrainConfig, Trainer, seeded
+from sivae_core.objectives import ASIntroVAE, SoftIntroVAE
+from sivae_core.viz.grids import make_grid
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -33,8 +32,10 @@ def test_resume_equals_uninterrupted(tmp_path):
     b = _run(tmp_path / "b", 9, resume_at=4, ema=0.9)  # 4 iterations: mid-epoch (3 batches per epoch)
     for (k, u), v in zip(a.model.state_dict().items(), b.model.state_dict().values()):
         assert torch.equal(u, v), k
-    for u, v in zip(a.ema_decoder.state_dict().values(), b.ema_decoder.state_dict().values()):
+    assert a.ema.n_averaged.item() == b.ema.n_averaged.item() == 9
+    for u, v in zip(a.ema.module.state_dict().values(), b.ema.module.state_dict().values()):
         assert torch.equal(u, v)
+    assert not torch.equal(a.ema.module.state_dict()["fc.0.weight"], a.model.decoder.state_dict()["fc.0.weight"])
     assert a.samplers[0].epoch == b.samplers[0].epoch == 2
     assert "grad_norm/encoder" in a.history[-1]
 

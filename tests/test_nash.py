@@ -12,7 +12,7 @@ import pytest
 import torch
 from scipy.optimize import minimize_scalar
 
-from sivae_core import nash as N
+from sivae_core import theory as N
 
 
 def f64(x):
@@ -177,7 +177,7 @@ def test_lemma4_closed_form_matches_scalar_optimization(alpha):
     k_star = N.lemma4_optimal_kl(p_d, p_data, alpha)
     for x in range(4):
         a = float(p_d[x]) ** (alpha + 1) / float(p_data[x])
-        res = minimize_scalar(lambda k: -(-k - a / alpha * math.exp(-alpha * k)), bounds=(0, 50), method="bounded",
+        res = minimize_scalar(lambda k, a=a: -(-k - a / alpha * math.exp(-alpha * k)), bounds=(0, 50), method="bounded",
                               options={"xatol": 1e-12})
         assert float(k_star[x]) == pytest.approx(res.x, abs=1e-7)
         assert (float(k_star[x]) > 0) == (a > 1)
@@ -256,7 +256,8 @@ def test_equilibrium_breaks_when_assumption_fails():
     d_star = N.decoder_from_marginal(p_star, prior, seed=0)
     q_star = N.true_posterior(d_star, prior)
     q_br = N.best_response_encoder(d_star, prior, p_data, alpha)
-    gain = float(N.encoder_objective(q_br, d_star, prior, p_data, alpha) - N.encoder_objective(q_star, d_star, prior, p_data, alpha))
+    gain = float(N.encoder_objective(q_br, d_star, prior, p_data, alpha)
+                 - N.encoder_objective(q_star, d_star, prior, p_data, alpha))
     assert gain == pytest.approx(float(N.lemma4_encoder_gain(p_star, p_data, alpha).sum()), abs=1e-10)
     assert gain > 1e-3
     # The decoder half of the proof needs no assumption: d* is still the best response to q*.

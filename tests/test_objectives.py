@@ -7,9 +7,8 @@ import torch
 from torch import nn
 
 from sivae_core.elbo import kl_to_standard_normal, reconstruction_error, reparameterize
-from sivae_core.models import IntroVAEModel, ToyVAE
+from sivae_core.models import IntroVAEModel, ToyVAE, seeded
 from sivae_core.objectives import OBJECTIVES, VAE, IntroVAE, Noise, SoftIntroVAE, register_objective
-from sivae_core.trainer import seeded
 
 # A 1-D model small enough to compute by hand: mu = 0.5 x + 0.1, logvar = log 0.25 (sigma = 0.5), D(z) = 2 z - 0.5.
 W_MU, B_MU, SIGMA, V, C = 0.5, 0.1, 0.5, 2.0, -0.5

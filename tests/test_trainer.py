@@ -3,11 +3,11 @@
 import pytest
 import torch
 
+from sivae_core import NonFiniteLossError, TrainConfig, Trainer, seeded
+from sivae_core.data.toy2d import ToySampler, sample
+from sivae_core.metrics.histogram import mode_coverage
 from sivae_core.models import ToyVAE
 from sivae_core.objectives import SoftIntroVAE
-from sivae_core.toy2d.data import ToySampler, sample
-from sivae_core.toy2d.metrics import mode_coverage
-from sivae_core.trainer import NonFiniteLossError, TrainConfig, Trainer, seeded
 
 
 def small() -> ToyVAE:
@@ -92,9 +92,8 @@ def test_nan_loss_names_iteration_and_term():
         trainer.fit()
 
 
-def test_short_soft_introvae_run_covers_the_8_gaussian_modes():
+def test_short_soft_introvae_run_covers_the_8_gaussian_modes(one_thread):
     """Training learns: from ~1 covered mode at initialisation to all 8, with most samples on a mode."""
-    torch.set_num_threads(2)
     model = seeded(ToyVAE, 0)
     z = torch.randn(2000, 2, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():

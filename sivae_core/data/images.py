@@ -4,22 +4,29 @@ Where the data is looked for (first hit wins):
 
 1. the ``root`` argument;
 2. ``$SIVAE_DATA``;
-3. ``../shared/data`` next to the repository (the offline copies of this project);
-4. if :mod:`torchvision` is installed (Colab), a download into ``root`` (or ``./data``).
+3. ``./data`` under the working directory;
+4. ``shared/data`` in the working directory or any folder above it (this project's offline copies sit in
+   ``../shared/data`` next to the repository);
+5. if :mod:`torchvision` is installed (Colab), a download into ``root`` (or ``./data``).
 
-A missing or corrupt file raises an error that lists every place that was searched and says how to get
-the data, instead of a bare ``FileNotFoundError`` deep inside ``gzip``.
+Nothing is derived from where the package is installed. A missing or corrupt file raises an error that lists
+every place that was searched and says how to get the data, instead of a bare ``FileNotFoundError`` deep
+inside ``gzip``. CIFAR-10's official python batches are pickles: they are checked against their published MD5
+sums and unpickled with a loader that accepts numpy arrays and plain values only, so a tampered file cannot
+run code.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
+import io
 import os
 import pickle
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -29,8 +36,6 @@ __all__ = [
     "ImageData", "DatasetNotFoundError", "DatasetCorruptError", "find_root", "read_idx", "load_idx",
     "load_mnist", "load_cifar10", "load_svhn", "load_folder", "load_dataset", "to_float", "DATASETS",
 ]
-
-_REPO = Path(__file__).resolve().parents[2]
 
 HOW_TO_GET = {
     "mnist": "download the four IDX .gz files from https://ossci-datasets.s3.amazonaws.com/mnist/ "
@@ -70,7 +75,7 @@ class ImageData:
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
 
-    def subset(self, k: int | None) -> "ImageData":
+    def subset(self, k: int | None) -> ImageData:
         """The first ``k`` images (official order): deterministic and the same everywhere."""
         if k is None or k >= len(self):
             return self
@@ -84,13 +89,15 @@ def to_float(images: Tensor, device: str | torch.device = "cpu") -> Tensor:
 
 # ---------------------------------------------------------------------------------------------- roots
 def candidate_roots(root: str | os.PathLike[str] | None = None) -> list[Path]:
-    """The roots searched, in order: argument, ``$SIVAE_DATA``, ``../shared/data``."""
+    """The roots searched, in order: argument, ``$SIVAE_DATA``, ``./data``, ``shared/data`` here or above."""
     roots: list[Path] = []
     if root is not None:
         roots.append(Path(root).expanduser())
     if os.environ.get("SIVAE_DATA"):
         roots.append(Path(os.environ["SIVAE_DATA"]).expanduser())
-    roots.append(_REPO.parent / "shared" / "data")
+    cwd = Path.cwd()
+    roots.append(cwd / "data")
+    roots += [folder / "shared" / "data" for folder in (cwd, *cwd.parents)]
     out: list[Path] = []
     for r in roots:
         if r not in out:
@@ -113,7 +120,8 @@ def find_root(name: str, root: str | os.PathLike[str] | None, probe: Callable[[P
                 return hit
     where = "\n  ".join(str(r) for r in roots)
     raise DatasetNotFoundError(
-        f"dataset {name!r} not found. Searched (root argument, $SIVAE_DATA, ../shared/data):\n  {where}\n"
+        f"dataset {name!r} not found. Searched (root argument, $SIVAE_DATA, ./data, shared/data here or above):\n"
+        f"  {where}\n"
         f"To get it: {HOW_TO_GET.get(name, '')}. Then pass root=... or set SIVAE_DATA."
     )
 
@@ -214,11 +222,38 @@ def load_mnist(split: str = "train", root: str | os.PathLike[str] | None = None,
 
 
 # ---------------------------------------------------------------------------------------------- CIFAR-10
-def _unpickle(path: Path) -> dict:
+#: MD5 sums of the official ``cifar-10-batches-py`` files (https://www.cs.toronto.edu/~kriz/cifar.html;
+#: torchvision checks the same).
+CIFAR10_MD5 = {"data_batch_1": "c99cafc152244af753f735de768cd75f", "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+               "data_batch_3": "54ebc095f3ab1f0389bbae665268c751", "data_batch_4": "634d18415352ddfa80567beed471001a",
+               "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb", "test_batch": "40351d587109b95175f43aff81a1287e"}
+
+#: The only globals a CIFAR-10 batch pickle needs: numpy's array reconstruction.
+_SAFE_PICKLE_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                        ("numpy", "ndarray"), ("numpy", "dtype")}
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, bytes, numbers and numpy arrays; refuses every other global (e.g. a function)."""
+
+    def find_class(self, module: str, name: str):  # noqa: ANN201 - pickle's signature
+        if (module, name) not in _SAFE_PICKLE_GLOBALS:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}: not a numpy array")
+        return super().find_class(module, name)
+
+
+def _unpickle(path: Path, verify: bool = True) -> dict:
     try:
-        with open(path, "rb") as f:
-            return pickle.load(f, encoding="bytes")
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError) as e:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DatasetCorruptError(f"{path}: cannot read ({e}); re-extract cifar-10-python.tar.gz") from e
+    expected = CIFAR10_MD5.get(path.name)
+    if verify and expected is not None and hashlib.md5(raw).hexdigest() != expected:
+        raise DatasetCorruptError(f"{path}: MD5 {hashlib.md5(raw).hexdigest()} differs from the official {expected}; "
+                                  "the file is corrupt or not the official CIFAR-10 batch: download it again")
+    try:
+        return _ArrayUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except (EOFError, pickle.UnpicklingError, ValueError, TypeError) as e:
         raise DatasetCorruptError(f"{path}: cannot unpickle ({e}); re-extract cifar-10-python.tar.gz") from e
 
 
@@ -235,13 +270,14 @@ def _nhwc(x: np.ndarray) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
 
 
-def load_cifar10(split: str = "train", root: str | os.PathLike[str] | None = None, variant: str = "auto") -> ImageData:
+def load_cifar10(split: str = "train", root: str | os.PathLike[str] | None = None, variant: str = "auto",
+                 verify: bool = True) -> ImageData:
     """CIFAR-10 from the official python pickles (``cifar-10-batches-py``) or the offline ``.npz`` files.
 
     ``variant``: ``"pickle"`` (official, 50,000 / 10,000), ``"jpeg_subset"`` (``cifar10_jpeg_subset.npz``:
     first 20,000 training images and all 10,000 test images, decoded from JPEG, not pixel exact),
     ``"exact_subset"`` (``cifar10_exact_subset.npz``: 6,102 pixel-exact images), or ``"auto"`` (the first
-    of these that exists).
+    of these that exists). ``verify`` checks the official batches' MD5 sums before reading them.
     """
     variants = ("pickle", "jpeg_subset", "exact_subset") if variant == "auto" else (variant,)
     files = {"pickle": ("cifar-10-batches-py",), "jpeg_subset": ("cifar10_jpeg_subset.npz",),
@@ -260,7 +296,7 @@ def load_cifar10(split: str = "train", root: str | os.PathLike[str] | None = Non
         names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
         xs, ys = [], []
         for n in names:
-            d = _unpickle(path / n)
+            d = _unpickle(path / n, verify)
             if b"data" not in d or b"labels" not in d:
                 raise DatasetCorruptError(f"{path / n}: no 'data'/'labels' entries; not a CIFAR-10 batch file")
             xs.append(np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))

@@ -1,4 +1,4 @@
-"""AUROC of an OOD score (Table 7 of seed 001)."""
+"""AUROC of an OOD score (Table 7 of Daniel & Tamar 2021)."""
 
 from __future__ import annotations
 

@@ -4,30 +4,32 @@ and an offline Frechet distance in the feature space of a small classifier shipp
 Both go through :class:`torchmetrics.image.fid.FrechetInceptionDistance` (custom extractor via
 ``feature=``), with the feature network in **eval mode**. The official Soft-IntroVAE code computed FID
 with Inception in train mode (BatchNorm on batch statistics), which reported 4.37 where pytorch-fid gives
-25.86 for the same checkpoint: numbers from different feature networks or modes are not comparable,
+25.86 for the same checkpoint (a user's report, issue #14 of the authors' repository
+taldatech/soft-intro-vae-pytorch): numbers from different feature networks or modes are not comparable,
 which is why every table in the book names its extractor.
 
 ``FeatureNet`` is a 4-layer CNN trained once to classify the 20 classes of MNIST and Fashion-MNIST
-together (``python -m sivae_core.metrics.train_feature_net``); its 64-d penultimate layer plays the role
+together (``python -m sivae_core feature-net``); its 64-d penultimate layer plays the role
 of Inception's 2048-d pool features for 28x28 grey images. Its distances are on their own scale:
 "FD-MNISTnet", not FID.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from importlib import resources
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy import linalg
 from torch import Tensor, nn
 
-__all__ = ["FeatureNet", "load_feature_net", "recognized_classes", "FEATURE_NET_CLASSES", "FEATURE_NET_PATH", "frechet_distance", "frechet_distances", "frechet_gaussians",
-           "inception_available", "inception_extractor"]
+__all__ = ["FeatureNet", "load_feature_net", "recognized_classes", "FEATURE_NET_CLASSES", "FEATURE_NET_PATH",
+           "frechet_distance", "frechet_distances", "frechet_gaussians", "inception_available", "inception_extractor"]
 
-FEATURE_NET_PATH = Path(__file__).resolve().parents[1] / "assets" / "feature_net_mnist.pt"
+#: The trained offline feature network, shipped with the package (``python -m sivae_core feature-net`` rebuilds it).
+FEATURE_NET_PATH = Path(str(resources.files("sivae_core") / "assets" / "feature_net_mnist.pt"))
 
 
 class FeatureNet(nn.Module):
@@ -59,7 +61,7 @@ FEATURE_NET_CLASSES = {"mnist": range(0, 10), "fmnist": range(10, 20)}
 
 
 @torch.no_grad()
-def recognized_classes(images: Tensor, net: "FeatureNet", dataset: str, threshold: float = 0.5) -> dict[str, float | int]:
+def recognized_classes(images: Tensor, net: FeatureNet, dataset: str, threshold: float = 0.5) -> dict[str, float | int]:
     """Do generated images look like ``dataset``? The shipped classifier's verdict on them.
 
     Returns the fraction of images it assigns to one of ``dataset``'s classes with softmax probability
@@ -79,7 +81,7 @@ def load_feature_net(path: str | Path = FEATURE_NET_PATH, device: str | torch.de
     """The shipped extractor, in eval mode with frozen weights."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path} missing; train it with `python -m sivae_core.metrics.train_feature_net`")
+        raise FileNotFoundError(f"{path} missing; train it with `python -m sivae_core feature-net`")
     net = FeatureNet()
     net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return net.to(device).eval().requires_grad_(False)

@@ -1,10 +1,11 @@
 """Likelihood scores of a trained VAE: the ELBO and the importance-weighted estimate of log p(x)
-(seed 001, Sec. 6.5: ``log p(x) ~= log 1/M sum_i p(x|z_i) p(z_i) / q(z_i|x)``, ``z_i ~ q(z|x)``, M = 5).
+(Daniel & Tamar 2021, Sec. 6.5: ``log p(x) ~= log 1/M sum_i p(x|z_i) p(z_i) / q(z_i|x)``, ``z_i ~ q(z|x)``, M = 5).
 
 **The decoder's likelihood.** The models are trained with the per-sample *sum* of squared errors
 ``L_r = ||x - D(z)||^2`` (times ``beta_rec``). That is ``-log p(x|z)`` up to a constant for a Gaussian
-decoder ``N(D(z), sigma^2 I)`` with ``sigma^2 = 1 / (2 beta_rec)``; with ``beta_rec = 1``,
-``sigma^2 = 1/2``, the default ``decoder_logvar = log(1/2)`` here. The constant
+decoder ``N(D(z), sigma^2 I)`` with ``sigma^2 = 1 / (2 beta_rec)`` (:func:`sivae_core.elbo.decoder_logvar`);
+with ``beta_rec = 1``, ``sigma^2 = 1/2``, the default ``decoder_logvar = log(1/2)`` here. The prior terms
+are the model's prior's (``model.prior``: N(0, I), or a decoupled prior). The constant
 ``-D/2 log(2 pi sigma^2)`` is included, so the numbers are log-densities in nats (of data in [0, 1]);
 for AUROC only the ordering matters.
 """
@@ -12,17 +13,18 @@ for AUROC only the ordering matters.
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import torch
 from torch import Tensor
 
-from ..elbo import gaussian_log_prob, kl_to_standard_normal, reparameterize
+from ..elbo import decoder_logvar as decoder_logvar_of
+from ..elbo import gaussian_log_prob, reparameterize
 from ..models.base import IntroVAEModel
 
 __all__ = ["log_px_given_z", "elbo_parts", "elbo_score", "iw_log_likelihood"]
 
-LOG_HALF = math.log(0.5)
+#: The decoder log-variance of ``beta_rec = 1``.
+LOG_HALF = decoder_logvar_of(1.0)
 
 
 def log_px_given_z(x: Tensor, x_mean: Tensor, decoder_logvar: float = LOG_HALF) -> Tensor:
@@ -45,7 +47,7 @@ def elbo_parts(model: IntroVAEModel, x: Tensor, generator: torch.Generator | Non
         eps = torch.randn(mu.shape, generator=generator, device=mu.device)
         z = reparameterize(mu, logvar, eps)
         rec.append(log_px_given_z(xb, model.decode(z).float(), decoder_logvar))
-        kl.append(kl_to_standard_normal(mu, logvar))
+        kl.append(model.prior.kl(mu, logvar, z))
     return torch.cat(rec), torch.cat(kl)
 
 
@@ -59,13 +61,11 @@ def elbo_score(model: IntroVAEModel, x: Tensor, generator: torch.Generator | Non
 
 @torch.no_grad()
 def iw_log_likelihood(model: IntroVAEModel, x: Tensor, n_samples: int = 5, generator: torch.Generator | None = None,
-                      decoder_logvar: float = LOG_HALF, batch_size: int = 500,
-                      log_prior: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+                      decoder_logvar: float = LOG_HALF, batch_size: int = 500) -> Tensor:
     """Importance-weighted estimate of ``log p(x)`` per sample with ``M = n_samples`` draws from q(z|x).
 
     A lower bound in expectation that tightens as M grows; exact for any M when q(z|x) is the true
-    posterior (the test checks this on a linear Gaussian model). ``log_prior`` is ``log p(z)`` per code,
-    N(0, I) by default; a decoupled prior passes its own (:func:`sivae_core.dpvae.prior_log_prob`).
+    posterior (the test checks this on a linear Gaussian model). ``log p(z)`` is the model's prior's.
     """
     out = []
     for xb in x.split(batch_size):
@@ -74,7 +74,7 @@ def iw_log_likelihood(model: IntroVAEModel, x: Tensor, n_samples: int = 5, gener
         for _ in range(n_samples):
             eps = torch.randn(mu.shape, generator=generator, device=mu.device)
             z = reparameterize(mu, logvar, eps)
-            log_pz = log_prior(z) if log_prior else gaussian_log_prob(z, torch.zeros_like(z), torch.zeros_like(z))
+            log_pz = model.prior.log_prob(z)
             log_qz = gaussian_log_prob(z, mu, logvar)
             logw.append(log_px_given_z(xb, model.decode(z).float(), decoder_logvar) + log_pz - log_qz)
         out.append(torch.logsumexp(torch.stack(logw), dim=0) - math.log(n_samples))

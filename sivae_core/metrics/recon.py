@@ -1,4 +1,4 @@
-"""Reconstruction quality: PSNR, SSIM and MSE (the comparisons of AS-IntroVAE, seed 003)."""
+"""Reconstruction quality: PSNR, SSIM and MSE (the comparisons of AS-IntroVAE, Lu et al. 2022)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""Train the offline FID feature network once and write ``sivae_core/assets/feature_net_mnist.pt``.
+"""Train the offline FID feature network once and write ``sivae_core/assets/feature_net_mnist.pt``
+(the ``feature-net`` command)::
 
-    python -m sivae_core.metrics.train_feature_net --epochs 2 --seed 0
+    python -m sivae_core feature-net --epochs 2 --seed 0
 
 A 20-way classifier on MNIST (classes 0-9) and Fashion-MNIST (classes 10-19) training sets together;
 prints the test accuracy. Deterministic on CPU for a fixed thread count.
@@ -13,17 +14,21 @@ import argparse
 import torch
 import torch.nn.functional as F
 
+from ..cli import run_command
 from ..data import load_dataset
 from .frechet import FEATURE_NET_PATH, FeatureNet
 
+#: The command writes the shipped network unless told otherwise.
+OUT_REQUIRED = False
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=256)
-    ap.add_argument("--out", default=str(FEATURE_NET_PATH))
-    args = ap.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    args.out = args.out or str(FEATURE_NET_PATH)
     torch.manual_seed(args.seed)
     tr = [load_dataset("mnist", "train"), load_dataset("fmnist", "train")]
     te = [load_dataset("mnist", "test"), load_dataset("fmnist", "test")]
@@ -47,7 +52,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"epoch {epoch + 1}: loss {loss.item():.4f}, test accuracy {acc:.4f}")
     torch.save(net.state_dict(), args.out)
     print(f"wrote {args.out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_command("feature-net"))

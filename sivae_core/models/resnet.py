@@ -1,4 +1,4 @@
-"""IntroVAE's residual encoder/decoder for images (seed 001, Sec. 9.2.2 and Table 6).
+"""IntroVAE's residual encoder/decoder for images (Daniel & Tamar 2021, Sec. 9.2.2 and Table 6).
 
 The layout follows the authors' image code: the encoder is a 5x5 convolution, then for every further
 channel count a residual block and a 2x average pool, one last residual block and a linear layer to
@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import IntroVAEModel
+from .base import IntroVAEModel, make_prior
 
 __all__ = ["ResidualBlock", "ResNetEncoder", "ResNetDecoder", "ResNetVAE", "ConditionalResNetVAE", "norm_layer"]
 
@@ -123,13 +123,13 @@ class ResNetVAE(IntroVAEModel):
     """The IntroVAE residual model. CIFAR-10 (paper): ``ResNetVAE(3, 32, (64, 128, 256), 128)``."""
 
     def __init__(self, in_ch: int = 3, resolution: int = 32, channels: tuple[int, ...] = (64, 128, 256),
-                 z_dim: int = 128, norm: str = "group"):
+                 z_dim: int = 128, norm: str = "group", flow_layers: int = 0, flow_hidden: int = 128):
         channels = tuple(int(c) for c in channels)
         super().__init__(ResNetEncoder(in_ch, resolution, channels, z_dim, norm),
                          ResNetDecoder(in_ch, resolution, channels, z_dim, norm),
-                         (in_ch, resolution, resolution), z_dim)
+                         (in_ch, resolution, resolution), z_dim, make_prior(z_dim, flow_layers, flow_hidden))
         self.config = {"in_ch": in_ch, "resolution": resolution, "channels": list(channels), "z_dim": z_dim,
-                       "norm": norm}
+                       "norm": norm, "flow_layers": flow_layers, "flow_hidden": flow_hidden}
 
 
 class ConditionalResNetVAE(IntroVAEModel):
@@ -180,8 +180,7 @@ class ConditionalResNetVAE(IntroVAEModel):
         if labels is None:
             labels = torch.arange(n, device=device) % self.n_classes
         self.set_labels(labels)
-        z = torch.randn(n, self.z_dim, generator=generator, device=device)
-        return self.decode(z)
+        return self.decode(self.prior.sample(n, generator, device))
 
 
 def build_model(config: dict) -> IntroVAEModel:

@@ -1,26 +1,28 @@
 """Interactive training of a 2D model: pick a dataset and betas, press start, watch it learn.
 
-The widget trains in a background thread with the ordinary :class:`~sivae_core.trainer.Trainer` and
+The widget trains in a background thread with the ordinary :class:`~sivae_core.training.Trainer` and
 redraws samples and the ``exp(ELBO)`` density every ``redraw_every`` iterations, so the notebook stays
 responsive. Without a live Jupyter front end (papermill, nbval, the rendered book) nothing is started:
-the chapter shows a static figure from the same code instead (:func:`~sivae_core.toy2d.plots.plot_model`).
+the chapter shows a static figure from the same code instead (:func:`~sivae_core.viz.toy2d.plot_model`).
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 
 import ipywidgets as widgets
 import torch
 from IPython.display import display
 from matplotlib.figure import Figure
 
-from ..models import ToyVAE
-from ..trainer import TrainConfig, Trainer, seeded
-from .data import DATASETS, METRIC_SCALE, ToySampler, sample
-from .experiment import PAPER_HPARAMS, make_objective
-from .metrics import density_grid
+from ..data.toy2d import DATASETS, METRIC_SCALE, ToySampler, sample
+from ..experiments.paper import PAPER_HPARAMS
+from ..experiments.schedules import PAPER_2D, train_config
+from ..experiments.toy2d import paper_objective
+from ..metrics.histogram import density_grid
+from ..models.base import seeded
+from ..models.mlp import ToyVAE
+from ..training.trainer import Trainer
 
 __all__ = ["LiveTraining"]
 
@@ -84,10 +86,9 @@ class LiveTraining:
         overrides = {"beta_rec": self.beta_rec.value, "beta_kl": self.beta_kl.value}
         if method != "vae":
             overrides["beta_neg"] = self.beta_neg.value
-        objective = make_objective(method, ds, **overrides)
+        objective = paper_objective(method, ds, **overrides)
         total = int(self.iterations.value)
-        config = replace(TrainConfig(), iterations=total, batch_size=self.batch_size, vae_warmup=min(500, total // 5),
-                         lr_milestones=(total // 3, total // 2), progress=False)
+        config = train_config(total, PAPER_2D, batch_size=self.batch_size, progress=False)
         model = seeded(ToyVAE, self.seed)
         trainer = Trainer(model, objective, ToySampler(ds), config)
         real = sample(ds, 1000, torch.Generator().manual_seed(self.seed))
@@ -106,7 +107,7 @@ class LiveTraining:
         a, b = fig.subplots(1, 2)
         lim = 2 * METRIC_SCALE[dataset]
         with torch.no_grad():
-            fake = model.decode(torch.randn(1000, model.z_dim))
+            fake = model.sample(1000)
         a.scatter(real[:, 0], real[:, 1], s=2, alpha=0.3, color="tab:blue", label="data")
         a.scatter(fake[:, 0], fake[:, 1], s=2, alpha=0.5, color="tab:green", label="samples")
         a.set_xlim(-lim, lim)

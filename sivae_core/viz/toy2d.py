@@ -7,9 +7,9 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 
+from ..data.toy2d import METRIC_SCALE
+from ..metrics.histogram import density_grid
 from ..models.base import IntroVAEModel
-from .data import METRIC_SCALE
-from .metrics import density_grid
 
 __all__ = ["plot_samples", "plot_density", "plot_model"]
 
@@ -44,9 +44,8 @@ def plot_model(model: IntroVAEModel, dataset: str, n: int = 2000, seed: int = 0,
     """One figure: samples from the model and its density estimate."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(8, 4))
     g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, model.z_dim, generator=g).to(next(model.parameters()).device)
     with torch.no_grad():
-        x = model.decode(z)
+        x = model.decode(model.prior.sample(n, g).to(next(model.parameters()).device))
     plot_samples(a, x, dataset, title=f"{title} samples".strip())
     plot_density(b, model, dataset, title=f"{title} exp(ELBO)".strip())
     fig.tight_layout()

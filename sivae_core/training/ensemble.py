@@ -12,14 +12,14 @@ round-off in the batched matrix products.
 from __future__ import annotations
 
 import copy
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from .models.base import IntroVAEModel
-from .objectives import Noise, Objective, StepOutput
+from ..models.base import PLAYERS, IntroVAEModel
+from ..objectives.base import Noise, Objective, StepOutput
 
 __all__ = ["Ensemble"]
 
@@ -45,7 +45,7 @@ class Ensemble(nn.Module):
     """``R`` models of identical architecture, parameters stacked along dimension 0.
 
     Build it from models initialised as the sequential runs would be (see
-    :func:`sivae_core.trainer.seeded`), so that run ``r`` starts from the same weights.
+    :func:`sivae_core.models.base.seeded`), so that run ``r`` starts from the same weights.
     """
 
     def __init__(self, models: Sequence[IntroVAEModel]):
@@ -71,9 +71,9 @@ class Ensemble(nn.Module):
         """The stacked parameters, keyed by the single model's parameter names."""
         return {name: getattr(self, name.replace(".", "__")) for name in self._names}
 
-    def part_parameters(self, part: str) -> list[nn.Parameter]:
-        """Stacked parameters of the encoder or decoder (``part`` is "encoder" or "decoder")."""
-        return [p for name, p in self.stacked().items() if name.startswith(part + ".")]
+    def player_parameters(self, player: str) -> list[nn.Parameter]:
+        """Stacked parameters of the ``player``'s sub-modules (see :data:`~sivae_core.models.base.PLAYERS`)."""
+        return [p for name, p in self.stacked().items() if name.split(".")[0] in PLAYERS[player]]
 
     def run_model(self, r: int) -> IntroVAEModel:
         """An independent copy of run ``r`` as an ordinary model (for metrics and plots)."""

@@ -1,4 +1,4 @@
-"""Latent-space interpolation (seed 001, Sec. 6.3 Fig. 5 and Sec. 9.4.2 Fig. 18).
+"""Latent-space interpolation (Daniel & Tamar 2021, Sec. 6.3 Fig. 5 and Sec. 9.4.2 Fig. 18).
 
 Images are encoded to their posterior means; intermediate codes are decoded. The 4-corner grid puts the
 codes ``z_a, z_b, z_c, z_d`` of four images on the corners of a square and fills it bilinearly:
@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .models.base import IntroVAEModel
+from ..models.base import IntroVAEModel
 
 __all__ = ["linear_codes", "bilinear_codes", "interpolate", "interpolate_grid"]
 

@@ -1,4 +1,4 @@
-"""The 2D toy distributions of the paper's Table 2 (plus two moons), as seeded samplers.
+"""The 2D toy distributions of Table 2 of Daniel & Tamar (2021), plus two moons, as seeded samplers.
 
 Definitions follow the FFJORD/BNAF toy data that the authors' 2D code uses, with the one detail that
 Table 2 depends on: "8 Gaussians" has centres at radius 2 and standard deviation 0.02, and the whole
@@ -9,7 +9,7 @@ Every sampler takes a :class:`torch.Generator`, so a run's data stream is fixed 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -104,15 +104,16 @@ def sample(dataset: str, n: int, generator: torch.Generator | None = None) -> Te
 
 
 class ToySampler:
-    """A :class:`~sivae_core.trainer.Sampler` that draws fresh points every batch (infinite data)."""
+    """A :class:`~sivae_core.training.samplers.Sampler` that draws fresh points every batch (infinite data)."""
 
     def __init__(self, dataset: str):
         if dataset not in DATASETS:
             raise ValueError(f"unknown 2D dataset {dataset!r}; choose one of {sorted(DATASETS)}")
         self.dataset = dataset
 
-    def __call__(self, batch_size: int, generator: torch.Generator) -> Tensor:
-        return DATASETS[self.dataset](batch_size, generator)
+    def __call__(self, batch_size: int, generator: torch.Generator, rows: slice | None = None) -> Tensor:
+        x = DATASETS[self.dataset](batch_size, generator)
+        return x if rows is None else x[rows]
 
     def __repr__(self) -> str:
         return f"ToySampler({self.dataset!r})"

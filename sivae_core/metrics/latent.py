@@ -1,4 +1,5 @@
-"""Diagnostics of seed 004 Sec. 4.1 and 5.1: pockets, leaks and how a decoupled prior removes them.
+"""Latent-space diagnostics of Bhalodia, Lee & Elhabian (2020, Sec. 4.1 and 5.1): pockets, leaks and how a
+decoupled prior removes them. Every function asks the model's prior (``model.prior``), so it serves VAEs and dpVAEs alike.
 
 * The **aggregate posterior** ``q(z) = 1/N sum_n q(z | x_n)`` is a mixture of the encoded training
   points' Gaussians (:func:`aggregate_log_prob`).
@@ -21,10 +22,8 @@ import math
 import torch
 from torch import Tensor
 
-from .dpvae import has_flow, prior_log_prob
-from .elbo import reparameterize
-from .flows import standard_normal_log_prob
-from .models.base import IntroVAEModel
+from ..elbo import reparameterize, standard_normal_log_prob
+from ..models.base import IntroVAEModel
 
 __all__ = ["encode_all", "aggregate_log_prob", "sample_aggregate", "sample_prior", "low_posterior",
            "high_posterior", "leakage_score", "symmetric_kl", "traverse", "generation_log_prob"]
@@ -71,15 +70,13 @@ def sample_aggregate(mu: Tensor, logvar: Tensor, n: int, generator: torch.Genera
 @torch.no_grad()
 def sample_prior(model: IntroVAEModel, n: int, generator: torch.Generator) -> Tensor:
     """``n`` draws from the prior in the representation space (g^-1(z0) for a dpVAE)."""
-    z0 = torch.randn(n, model.z_dim, generator=generator)
-    return model.decoder.flow.inverse(z0) if has_flow(model) else z0
+    return model.prior.sample(n, generator)
 
 
 @torch.no_grad()
 def generation_log_prob(model: IntroVAEModel, z: Tensor) -> Tensor:
     """log N(h(z); 0, I): the standard-normal support of a code in the generation space."""
-    z0 = model.decoder.flow(z)[0] if has_flow(model) else z
-    return standard_normal_log_prob(z0)
+    return standard_normal_log_prob(model.prior.to_generation(z))
 
 
 @torch.no_grad()
@@ -109,7 +106,7 @@ def leakage_score(model: IntroVAEModel, mu: Tensor, logvar: Tensor, taus: Tensor
     g = generator or torch.Generator().manual_seed(0)
     z = sample_aggregate(mu, logvar, n, g)
     log_q = aggregate_log_prob(z, mu, logvar)
-    log_p = prior_log_prob(model, z)
+    log_p = model.prior.log_prob(z)
     log_ph = generation_log_prob(model, z)
     taus = torch.as_tensor(taus, dtype=z.dtype)
     s = (log_q - log_ph).unsqueeze(0) * (log_p.unsqueeze(0) < taus.unsqueeze(1))
@@ -123,8 +120,8 @@ def symmetric_kl(model: IntroVAEModel, mu: Tensor, logvar: Tensor, n: int = 5000
     g = generator or torch.Generator().manual_seed(0)
     zq = sample_aggregate(mu, logvar, n, g)
     zp = sample_prior(model, n, g)
-    kl_qp = (aggregate_log_prob(zq, mu, logvar) - prior_log_prob(model, zq)).mean()
-    kl_pq = (prior_log_prob(model, zp) - aggregate_log_prob(zp, mu, logvar)).mean()
+    kl_qp = (aggregate_log_prob(zq, mu, logvar) - model.prior.log_prob(zq)).mean()
+    kl_pq = (model.prior.log_prob(zp) - aggregate_log_prob(zp, mu, logvar)).mean()
     return float(kl_qp + kl_pq)
 
 
@@ -133,11 +130,8 @@ def traverse(model: IntroVAEModel, z_start: Tensor, z_end: Tensor, n: int = 10) 
     """Codes along the line from ``z_start`` to ``z_end`` *in the generation space*, mapped to z.
 
     For a dpVAE the end points (given in z) are mapped to z0 = g(z), joined by a straight line there and
-    mapped back with g^-1, so the path bends around pockets; for a VAE it is the straight line in z.
+    mapped back with g^-1, so the path bends around pockets; for a VAE (identity map) it is the straight line in z.
     """
     t = torch.linspace(0, 1, n, dtype=z_start.dtype).unsqueeze(1)
-    if not has_flow(model):
-        return (1 - t) * z_start + t * z_end
-    flow = model.decoder.flow
-    a, b = flow(z_start.unsqueeze(0))[0], flow(z_end.unsqueeze(0))[0]
-    return flow.inverse((1 - t) * a + t * b)
+    a, b = model.prior.to_generation(z_start.unsqueeze(0)), model.prior.to_generation(z_end.unsqueeze(0))
+    return model.prior.rsample((1 - t) * a + t * b)

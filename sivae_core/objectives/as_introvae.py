@@ -1,0 +1,210 @@
+"""AS-IntroVAE (Lu et al. 2022): Soft-IntroVAE with an annealed Adversarial Similarity distance.
+
+The adversarial term of Soft-IntroVAE compares *each* fake's posterior with the prior through
+``KL(q(z|x_s) || p(z))``. AS-IntroVAE adds a *batch-level* comparison: the squared L2 distance between
+the two mixtures of posteriors
+
+    q_r(z) = 1/B sum_i q(z | x_r^i)   (reconstructions)      q_g(z) = 1/B sum_j q(z | x_g^j)   (samples)
+
+    D(p_r, p_g) = int (q_r(z) - q_g(z))^2 dz
+                = mean_ij k(r_i, r_j) + mean_ij k(g_i, g_j) - 2 mean_ij k(r_i, g_j)          (Eq. 7)
+
+with the kernel ``k(a, b) = int q(z|a) q(z|b) dz``. For diagonal Gaussians the integral of a product of
+Gaussians is again a Gaussian, evaluated at the other mean (Eq. 8):
+
+    k(a, b) = N(mu_a; mu_b, diag(var_a + var_b))
+            = prod_d (2 pi (var_a,d + var_b,d))^(-1/2) exp(-(mu_a,d - mu_b,d)^2 / (2 (var_a,d + var_b,d)))
+
+It is computed from ``(mu, logvar)`` *before* reparameterization (no sampling noise). The paper writes
+Eq. 5 with an expectation over ``p(z)``, but Eq. 8 is the plain (Lebesgue) integral; we implement Eq. 8.
+Despite the paper's wording ("2-Wasserstein"), D is an L2 / MMD-type distance between two Gaussian
+mixtures, not a Wasserstein distance.
+
+The annealed objective (Eq. 9) replaces the fake KL in both players' losses by
+``c KL(q(z|x_s) || p(z)) + (1 - c) D(p_r, p_g)`` with ``c = min(5 i / T, 1)``: early in training the
+batch distance dominates, after 20% of the iterations AS-IntroVAE *is* Soft-IntroVAE.
+
+**Paper form vs code form.** The authors' code (LOUEY233/AS-IntroVAE, ``A_VAE.py`` / ``utils.py``)
+differs from the paper in three ways, offered here as ``form="code"``:
+
+* ``c = min(tanh(5 i / T), 1)`` instead of the linear ramp;
+* ``mu`` and ``logvar`` of the fakes are squashed by ``tanh`` before the distance (and, in the decoder
+  step, before the fake KL too);
+* the kernel is computed *per latent dimension* without the ``(2 pi)^(-1/2)`` constant and averaged over
+  pairs and dimensions (a mean of 1-D kernels, not the product kernel of Eq. 8).
+
+``form="paper"`` (default) follows Eq. 7-9. Individual switches (``anneal``, ``squash``, ``kernel``)
+override the form.
+
+**Annealing without touching the trainer.** ``c`` needs the iteration ``i`` and the budget ``T``. The
+objective counts its own introspective iterations (``self.i``, +1 per decoder step) and ``T`` is the
+constructor's ``total_iters`` (the introspective iterations, i.e. the trainer's ``iterations`` minus its
+``vae_warmup``). Inside a vectorized :class:`~sivae_core.ensemble.Ensemble` the trainer calls only the
+first run's objective, so all runs share one schedule (they share the iteration count anyway). A fixed
+``c`` (the ablations of Appendix A.2) is set with ``c=...``; ``c=-1`` (default) means "annealed".
+The counter is part of the objective's state, saved with every checkpoint, so a resumed run continues the schedule.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..elbo import kl_to_standard_normal
+from ..models.base import IntroVAEModel
+from .base import HParams, Noise, Objective, StepOutput, register_objective
+from .soft_introvae import SoftIntroVAE
+
+__all__ = ["as_log_kernel", "as_kernel", "as_distance", "as_distance_per_dim", "annealing_c", "ASIntroVAE"]
+
+
+def as_log_kernel(mu_a: Tensor, logvar_a: Tensor, mu_b: Tensor, logvar_b: Tensor) -> Tensor:
+    """log k(a_i, b_j) for all pairs: ``log N(mu_a,i; mu_b,j, diag(var_a,i + var_b,j))``, shape (A, B).
+
+    Eq. 8 of Lu et al. (2022) in log space (the product over latent dimensions becomes a sum, which keeps the
+    kernel finite for large latent dimensions).
+    """
+    var = logvar_a.exp().unsqueeze(-2) + logvar_b.exp().unsqueeze(-3)  # (..., A, B, L)
+    diff2 = (mu_a.unsqueeze(-2) - mu_b.unsqueeze(-3)).pow(2)
+    return -0.5 * (torch.log(2 * math.pi * var) + diff2 / var).sum(dim=-1)
+
+
+def as_kernel(mu_a: Tensor, logvar_a: Tensor, mu_b: Tensor, logvar_b: Tensor) -> Tensor:
+    """k(a_i, b_j) = int q(z|a_i) q(z|b_j) dz for all pairs (Eq. 8), shape (A, B)."""
+    return as_log_kernel(mu_a, logvar_a, mu_b, logvar_b).exp()
+
+
+def _mean_kernel(mu_a: Tensor, logvar_a: Tensor, mu_b: Tensor, logvar_b: Tensor) -> Tensor:
+    """mean_ij k(a_i, b_j), computed with a log-sum-exp."""
+    logk = as_log_kernel(mu_a, logvar_a, mu_b, logvar_b)
+    n = logk.shape[-1] * logk.shape[-2]
+    return torch.exp(torch.logsumexp(logk.flatten(-2), dim=-1) - math.log(n))
+
+
+def as_distance(mu_r: Tensor, logvar_r: Tensor, mu_g: Tensor, logvar_g: Tensor) -> Tensor:
+    """The AS-distance of Eq. 7: ``int (q_r(z) - q_g(z))^2 dz`` between the two batch mixtures.
+
+    ``mean k(r, r) + mean k(g, g) - 2 mean k(r, g)`` over *all* pairs of the batch (diagonal included),
+    which is exactly the squared L2 norm of the difference of the mixture densities, hence >= 0.
+    """
+    return (_mean_kernel(mu_r, logvar_r, mu_r, logvar_r) + _mean_kernel(mu_g, logvar_g, mu_g, logvar_g)
+            - 2 * _mean_kernel(mu_r, logvar_r, mu_g, logvar_g))
+
+
+def as_distance_per_dim(mu_r: Tensor, logvar_r: Tensor, mu_g: Tensor, logvar_g: Tensor) -> Tensor:
+    """The authors' code form: 1-D kernels ``exp(-d^2 / (2 v)) / sqrt(v)`` averaged over pairs *and* dims."""
+
+    def mean_k(ma: Tensor, la: Tensor, mb: Tensor, lb: Tensor) -> Tensor:
+        v = la.exp().unsqueeze(-2) + lb.exp().unsqueeze(-3)
+        d2 = (ma.unsqueeze(-2) - mb.unsqueeze(-3)).pow(2)
+        return (torch.exp(-0.5 * d2 / v) / v.sqrt()).mean(dim=(-3, -2, -1))
+
+    return mean_k(mu_r, logvar_r, mu_r, logvar_r) + mean_k(mu_g, logvar_g, mu_g, logvar_g) - 2 * mean_k(
+        mu_r, logvar_r, mu_g, logvar_g)
+
+
+def annealing_c(i: int, total: int, mode: str = "linear") -> float:
+    """The weight of the KL in Eq. 9: ``min(5 i / T, 1)`` ("linear", paper) or ``min(tanh(5 i / T), 1)`` ("tanh", code)."""
+    if total <= 0:
+        return 1.0
+    t = 5.0 * i / total
+    if mode == "linear":
+        return min(t, 1.0)
+    if mode == "tanh":
+        return min(math.tanh(t), 1.0)
+    raise ValueError(f"unknown annealing mode {mode!r}; use 'linear' or 'tanh'")
+
+
+@register_objective
+class ASIntroVAE(SoftIntroVAE):
+    """AS-IntroVAE, Eq. 9 of Lu et al. (2022), built on Algorithm 2 of Soft-IntroVAE.
+
+    Minimized forms (energies are negative ELBOs, ``s = 1 / input_dim``, ``alpha = 2``)::
+
+        E_s   = beta_rec L_r(x_s) + beta_neg (c KL(q(z|x_s)) + (1 - c) D)          fake energy, s in {r, g}
+        L_E   = s (beta_rec L_r(x) + beta_kl KL(x)) + 1/2 sum_s 1/alpha exp(-alpha s E_s)
+        L_D   = s (beta_rec L_r(x) + 1/2 sum_s (gamma_r beta_rec L_r(x_s) + beta_kl (c KL(x_s) + (1 - c) D)))
+
+    The encoder *maximizes* D (it lowers exp(-alpha s E_s)); the decoder minimizes it. With c = 1 this
+    is exactly :class:`~sivae_core.objectives.soft_introvae.SoftIntroVAE`: the class overrides only the divergence the
+    fakes are judged by (:meth:`fake_divergence`), so the rest of Algorithm 2 is literally shared.
+    """
+
+    name = "asivae"
+
+    def __init__(self, beta_rec: float = 1.0, beta_kl: float = 1.0, beta_neg: float = 1.0, gamma_r: float = 1e-8,
+                 alpha: float = 2.0, s: float | None = None, total_iters: int = 28_000, c: float = -1.0,
+                 form: str = "paper", anneal: str | None = None, squash: bool | None = None,
+                 kernel: str | None = None, encoder_grad: str = "detached"):
+        super().__init__(beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg, gamma_r=gamma_r, alpha=alpha, s=s,
+                         encoder_grad=encoder_grad)
+        if form not in ("paper", "code"):
+            raise ValueError("form must be 'paper' or 'code'")
+        code = form == "code"
+        self.form = form
+        self.anneal = anneal or ("tanh" if code else "linear")
+        self.squash = code if squash is None else bool(squash)
+        self.kernel = kernel or ("per_dim" if code else "product")
+        if self.kernel not in ("product", "per_dim"):
+            raise ValueError("kernel must be 'product' (Eq. 8) or 'per_dim' (authors' code)")
+        self.total_iters = int(total_iters)
+        self.fixed_c = float(c)
+        self.i = 0
+
+    def __repr__(self) -> str:
+        return (f"ASIntroVAE(beta_rec={self.hparams['beta_rec']:g}, beta_kl={self.hparams['beta_kl']:g}, "
+                f"beta_neg={self.hparams['beta_neg']:g}, form={self.form!r}, T={self.total_iters})")
+
+    @classmethod
+    def for_run(cls, iterations: int | None = None, dataset_size: int | None = None, **hparams: Any) -> Objective:
+        """The annealing runs over the run's ``iterations`` (its introspective iterations, after any warm-up)."""
+        return cls(**hparams) if iterations is None else cls(**hparams, total_iters=iterations)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"i": self.i}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.i = int(state["i"])
+
+    # ------------------------------------------------------------------ pieces
+    def c(self) -> float:
+        """The current KL weight: fixed if ``c >= 0`` was given, else annealed from ``self.i``."""
+        if self.fixed_c >= 0:
+            return self.fixed_c
+        return annealing_c(self.i, self.total_iters, self.anneal)
+
+    def _prep(self, mu: Tensor, logvar: Tensor) -> tuple[Tensor, Tensor]:
+        return (torch.tanh(mu), torch.tanh(logvar)) if self.squash else (mu, logvar)
+
+    def distance(self, mu_r: Tensor, logvar_r: Tensor, mu_f: Tensor, logvar_f: Tensor) -> Tensor:
+        """D(p_r, p_g) between the posteriors of the reconstructions and of the generated samples."""
+        mu_r, logvar_r = self._prep(mu_r, logvar_r)
+        mu_f, logvar_f = self._prep(mu_f, logvar_f)
+        fn = as_distance if self.kernel == "product" else as_distance_per_dim
+        return fn(mu_r, logvar_r, mu_f, logvar_f)
+
+    # ------------------------------------------------------------------ the one change to Algorithm 2
+    def fake_divergence(self, player: str, kl_r: Tensor, kl_f: Tensor, post_r: tuple[Tensor, Tensor],
+                        post_f: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """Eq. 9: the fakes are judged by ``c KL + (1 - c) D(p_r, p_g)`` instead of their KL alone.
+
+        The encoder *maximizes* D (it lowers ``exp(-alpha s E)`` of both fakes), the decoder minimizes it;
+        D is one number per batch, shared by both kinds of fakes.
+        """
+        c = self.c()
+        dist = self.distance(*post_r, *post_f)
+        if player == "decoder" and self.squash:
+            # The code form also squashes before the decoder's fake KL (A_VAE.py); the paper does not.
+            kl_r, kl_f = kl_to_standard_normal(*self._prep(*post_r)), kl_to_standard_normal(*self._prep(*post_f))
+        adv = (1 - c) * dist.unsqueeze(-1)
+        return c * kl_r + adv, c * kl_f + adv, {"as_dist": dist, "c": torch.full_like(dist, c)}
+
+    def decoder_loss(self, model: IntroVAEModel, x: Tensor, noise: Noise, hp: HParams,
+                     carry: Mapping[str, Tensor]) -> StepOutput:
+        out = super().decoder_loss(model, x, noise, hp, carry)
+        self.i += 1  # one introspective iteration done (python side effect: once per call, also under vmap)
+        return out

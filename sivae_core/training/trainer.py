@@ -1,0 +1,356 @@
+"""One training loop for every objective, model and ensemble in the book.
+
+Each iteration (Algorithm 2 of Daniel & Tamar 2021): draw a mini-batch and the step's noise from the run's
+own generator, take an Adam step on the encoder with the objective's encoder loss, then an Adam step on the
+decoder (and a learnable prior) with its decoder loss. Joint objectives (the plain VAE, also used for the
+warm-up iterations, and the regularized VAEs) take one step on both; auxiliary networks an objective declares
+(FactorVAE's discriminator) take theirs after it. The loop adds what long runs need: learning-rate milestones,
+``tqdm`` progress, callbacks, a loud error naming the iteration and the loss term that became NaN/inf, mixed
+precision, channels-last, an EMA of the decoder, data-parallel processes (:mod:`.distributed`), and
+checkpoints that resume *exactly* (model, every optimizer, schedulers, the objective's schedule, every random
+generator and the data sampler) and hold nothing but tensors and plain values (loaded with
+``weights_only=True``: a shared checkpoint cannot run code).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm.auto import tqdm
+
+from ..models.base import IntroVAEModel
+from ..objectives.base import Noise, Objective, StepOutput
+from ..objectives.vae import VAE
+from .callbacks import Callback, StopTraining
+from .checkpoint import load_checkpoint_file, save_checkpoint_file
+from .distributed import Shard
+from .ensemble import Ensemble
+from .samplers import Sampler
+
+__all__ = ["TrainConfig", "Trainer", "NonFiniteLossError"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN or infinite; the message names the iteration, step and term."""
+
+
+@dataclass
+class TrainConfig:
+    """Budget and optimisation settings. Defaults are the paper's 2D settings (Daniel & Tamar 2021, 9.2.1)."""
+
+    iterations: int = 30_000
+    #: The global batch (split over the processes of a data-parallel run).
+    batch_size: int = 512
+    lr_encoder: float = 2e-4
+    lr_decoder: float = 2e-4
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    #: Iterations at which both learning rates are multiplied by ``lr_gamma`` (authors' 2D code).
+    lr_milestones: tuple[int, ...] = (10_000, 15_000)
+    lr_gamma: float = 0.1
+    #: The first ``vae_warmup`` iterations train a plain beta-VAE with the same beta_rec, beta_kl.
+    vae_warmup: int = 2_000
+    seed: int = 0
+    log_every: int = 100
+    checkpoint_every: int = 0
+    progress: bool = True
+    # ---- training at scale (images). All off by default, so the 2D runs are unchanged.
+    #: ``"bf16"`` or ``"fp16"``: run the losses under ``torch.autocast`` (fp16 adds a GradScaler).
+    amp_dtype: str | None = None
+    #: Keep 4D image batches and the model in channels-last layout (faster convolutions).
+    channels_last: bool = False
+    #: ``torch.compile`` the encoder and the decoder in place (state_dict keys are unchanged).
+    compile: bool = False
+    #: Decay of an exponential moving average of the decoder, used for sampling (0: no EMA).
+    ema_decay: float = 0.0
+    #: Log the gradient norms of both networks (``grad_norm/encoder``, ``grad_norm/decoder``).
+    log_grad_norm: bool = False
+
+
+def _per_run(value: Any, n: int, what: str) -> list[Any]:
+    values = list(value) if isinstance(value, Sequence) else [value] * n
+    if len(values) != n:
+        raise ValueError(f"need one {what} per run ({n} runs), got {len(values)}")
+    return values
+
+
+class Trainer:
+    """Train one model, or an :class:`Ensemble` of independent runs, with an :class:`Objective`.
+
+    For an ensemble pass one objective (and one sampler and seed) per run in lists; hyperparameters
+    may differ between runs, the objective class may not. ``step_hooks`` run before every iteration in
+    every process (a progressive schedule sets the model's resolution there); ``callbacks`` run at log
+    steps in the main process and may raise :class:`StopTraining`.
+    """
+
+    def __init__(self, model: IntroVAEModel | Ensemble, objective: Objective | Sequence[Objective],
+                 sampler: Sampler | Sequence[Sampler], config: TrainConfig, *, seeds: Sequence[int] | None = None,
+                 checkpoint_path: str | os.PathLike[str] | None = None, callbacks: Sequence[Callback] = (),
+                 step_hooks: Sequence[Callable[[Trainer], None]] = (), shard: Shard | None = None):
+        self.model, self.config, self.shard = model, config, shard if shard is not None else Shard()
+        self.is_ensemble = isinstance(model, Ensemble)
+        n = model.n_runs if isinstance(model, Ensemble) else 1
+        self.objectives = _per_run(objective, n, "objective")
+        self.samplers = _per_run(sampler, n, "sampler")
+        self.seeds = _per_run(seeds if seeds is not None else [config.seed + r for r in range(n)], n, "seed")
+        if len({type(o) for o in self.objectives}) != 1:
+            raise ValueError("all runs of an ensemble must use the same objective class")
+        self.objective = self.objectives[0]
+        self.device = next(model.parameters()).device
+        self.generators = [torch.Generator(device=self.device).manual_seed(int(s)) for s in self.seeds]
+        self.encoder_params = model.player_parameters("encoder")
+        self.decoder_params = model.player_parameters("decoder")
+        self.auxiliaries = {} if self.is_ensemble else self.objective.auxiliary_modules(model, self.seeds[0])
+        if self.auxiliaries and (self.is_ensemble or self.shard.world > 1):
+            raise NotImplementedError(f"{type(self.objective).__name__} trains auxiliary networks, which only a single "
+                                      "run in a single process supports")
+        self.reset_optimizers()
+        self.checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
+        self.callbacks, self.step_hooks = list(callbacks), list(step_hooks)
+        self.iteration, self.images_seen, self.stopped_early = 0, 0, False
+        self.history: list[dict[str, Any]] = []
+        self._setup_scale()
+        self.train_model = self.shard.wrap(model) if isinstance(model, IntroVAEModel) else model
+
+    def reset_optimizers(self) -> None:
+        """Fresh Adam states and schedulers (progressive training resets them when the resolution grows)."""
+        cfg = self.config
+        self.opt_e = torch.optim.Adam(self.encoder_params, lr=cfg.lr_encoder, betas=cfg.adam_betas)
+        self.opt_d = torch.optim.Adam(self.decoder_params, lr=cfg.lr_decoder, betas=cfg.adam_betas)
+        self.sched_e = torch.optim.lr_scheduler.MultiStepLR(self.opt_e, list(cfg.lr_milestones), cfg.lr_gamma)
+        self.sched_d = torch.optim.lr_scheduler.MultiStepLR(self.opt_d, list(cfg.lr_milestones), cfg.lr_gamma)
+        self.opt_aux = {name: torch.optim.Adam(a.module.parameters(), lr=a.lr, betas=a.betas)
+                        for name, a in self.auxiliaries.items()}
+
+    # ------------------------------------------------------------------ training at scale (opt-in)
+    def _setup_scale(self) -> None:
+        cfg = self.config
+        if cfg.amp_dtype not in (None, "bf16", "fp16"):
+            raise ValueError(f"amp_dtype must be None, 'bf16' or 'fp16', got {cfg.amp_dtype!r}")
+        self._amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp_dtype or "")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp_dtype == "fp16")
+        if cfg.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        if cfg.compile:
+            self.model.encoder.compile()
+            self.model.decoder.compile()
+        self.ema: AveragedModel | None = None
+        if cfg.ema_decay > 0:
+            decoder = getattr(self.model.decoder, "_orig_mod", self.model.decoder)
+            self.ema = AveragedModel(decoder, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+
+    def _autocast(self):
+        return nullcontext() if self._amp is None else torch.autocast(self.device.type, dtype=self._amp)
+
+    def sampling_decoder(self) -> torch.nn.Module:
+        """The decoder to sample with: the EMA copy when ``ema_decay`` > 0, else the trained one."""
+        return self.ema.module if self.ema is not None else self.model.decoder
+
+    # ------------------------------------------------------------------ pieces of one iteration
+    def _hparams(self, objective_of_run: Sequence[Objective]) -> dict[str, Any]:
+        if not self.is_ensemble:
+            return objective_of_run[0].hparams
+        keys = objective_of_run[0].hparams.keys()
+        return {k: torch.tensor([o.hparams[k] for o in objective_of_run], device=self.device) for k in keys}
+
+    def _batch(self) -> Tensor:
+        rows = self.shard.rows(self.config.batch_size)
+        xs = [s(self.config.batch_size, g, rows) if rows else s(self.config.batch_size, g)
+              for s, g in zip(self.samplers, self.generators)]
+        x = torch.stack(xs) if self.is_ensemble else xs[0]
+        if self.config.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _noise(self, k: int) -> Tensor:
+        shape = (k, self.config.batch_size, self.model.z_dim)
+        eps = [torch.randn(shape, generator=g, device=self.device) for g in self.generators]
+        rows = self.shard.rows(self.config.batch_size)
+        eps = [e[:, rows] for e in eps] if rows else eps
+        return torch.stack(eps) if self.is_ensemble else eps[0]
+
+    def _losses(self, objective: Objective, part: str, x: Tensor, eps: Tensor, hp: dict[str, Any],
+                carry: dict[str, Tensor] | None = None) -> StepOutput:
+        if isinstance(self.model, Ensemble):
+            return self.model.losses(objective, part, x, eps, hp, carry)
+        noise, player = Noise(eps), (None if objective.joint else part)
+        with self.shard.step_of(self.train_model, player), self._autocast():
+            if part == "encoder":
+                return objective.encoder_loss(self.train_model, x, noise, hp)
+            return objective.decoder_loss(self.train_model, x, noise, hp, carry or {})
+
+    def _check_finite(self, out: StepOutput, part: str) -> None:
+        if self.shard.all_true(bool(torch.isfinite(out.loss).all())):
+            return
+        bad = [name for name, t in out.terms.items() if not bool(torch.isfinite(t).all())]
+        runs = ""
+        if self.is_ensemble:
+            runs = f" (runs {torch.nonzero(~torch.isfinite(out.loss)).flatten().tolist()})"
+        raise NonFiniteLossError(
+            f"iteration {self.iteration}: the {part} loss of {type(self.objective).__name__} is not finite{runs}; "
+            f"non-finite terms: {bad or ['(in another process, or finite terms overflowed)']}. "
+            "Lower the learning rate or beta_neg, check the data range, or resume from the last checkpoint."
+        )
+
+    def _update(self, out: StepOutput, part: str, optimizers: dict[str, torch.optim.Optimizer],
+                params: list[torch.nn.Parameter] | None, logs: dict[str, Tensor]) -> None:
+        """Check, backpropagate (into ``params`` only) and step one player's optimizers."""
+        self._check_finite(out, part)
+        for opt in optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        loss = out.loss.sum()
+        (self.scaler.scale(loss) if self.scaler.is_enabled() else loss).backward(inputs=params)
+        for name, opt in optimizers.items():
+            if self.config.log_grad_norm:
+                if self.scaler.is_enabled():
+                    self.scaler.unscale_(opt)
+                grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
+                logs[f"grad_norm/{name}"] = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+            self.scaler.step(opt) if self.scaler.is_enabled() else opt.step()
+
+    def _auxiliary_steps(self, carry: dict[str, Tensor], logs: dict[str, Tensor]) -> None:
+        for name, opt in self.opt_aux.items():
+            loss = self.objective.auxiliary_loss(name, carry, self.generators[0])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            logs[f"aux/{name}"] = loss.detach()
+
+    def step(self) -> dict[str, Tensor]:
+        """One training iteration; returns the detached loss terms."""
+        for hook in self.step_hooks:
+            hook(self)
+        runs = self.objectives
+        if self.iteration < self.config.vae_warmup:  # plain beta-VAE with each run's own beta_rec, beta_kl
+            runs = [VAE(o.hparams["beta_rec"], o.hparams["beta_kl"]) for o in self.objectives]
+        objective, hp, x = runs[0], self._hparams(runs), self._batch()
+        n_e, n_d = objective.noise_draws
+        eps_e, eps_d = self._noise(n_e), self._noise(n_d)
+        logs: dict[str, Tensor] = {}
+        out_e = self._losses(objective, "encoder", x, eps_e, hp)
+        if objective.joint:
+            self._update(out_e, "joint", {"encoder": self.opt_e, "decoder": self.opt_d}, None, logs)
+            logs.update({f"joint/{k}": v.detach() for k, v in out_e.terms.items()})
+            logs["loss_joint"] = out_e.loss.detach()
+        else:
+            self._update(out_e, "encoder", {"encoder": self.opt_e}, self.encoder_params, logs)
+            out_d = self._losses(objective, "decoder", x, eps_d, hp, out_e.carry)
+            self._update(out_d, "decoder", {"decoder": self.opt_d}, self.decoder_params, logs)
+            logs.update({f"enc/{k}": v.detach() for k, v in out_e.terms.items()})
+            logs.update({f"dec/{k}": v.detach() for k, v in out_d.terms.items()})
+            logs["loss_encoder"], logs["loss_decoder"] = out_e.loss.detach(), out_d.loss.detach()
+        if objective is self.objective:
+            self._auxiliary_steps(out_e.carry, logs)
+        if self.scaler.is_enabled():
+            self.scaler.update()
+        if self.ema is not None:
+            self.ema.update_parameters(getattr(self.model.decoder, "_orig_mod", self.model.decoder))
+        self.sched_e.step()
+        self.sched_d.step()
+        self.iteration += 1
+        self.images_seen += self.config.batch_size
+        return logs
+
+    # ------------------------------------------------------------------ the loop
+    def _log(self, logs: dict[str, Tensor], bar: tqdm, rate: float) -> bool:
+        """Record a log step (global means over processes); run the callbacks. True: stop training."""
+        # float(): under bf16 autocast some terms are bf16, which numpy cannot hold.
+        record = {"iteration": self.iteration,
+                  **{k: self.shard.mean(v.float()).cpu().numpy().round(6).tolist() for k, v in logs.items()}}
+        stop = False
+        if self.shard.is_main:
+            self.history.append(record)
+            main = logs.get("loss_encoder", logs.get("loss_joint"))
+            bar.set_postfix(loss=f"{float(main.float().mean()):.4g}", img_s=f"{rate:.0f}")
+            try:
+                for cb in self.callbacks:
+                    cb(self, self.iteration, record)
+            except StopTraining:
+                stop = True
+        return self.shard.any_true(stop)
+
+    def fit(self, iterations: int | None = None, resume: bool = True) -> Trainer:
+        """Train until ``iterations`` (default: the config's) have been done in total, or a callback stops it
+        (``stopped_early``). With ``resume`` and an existing checkpoint, training continues from it."""
+        total = self.config.iterations if iterations is None else iterations
+        if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
+            self.load_checkpoint(self.checkpoint_path)
+        # SIVAE_PROGRESS=0 silences every bar (headless checks such as nbval, which trips over widget bars).
+        show = self.config.progress and self.shard.is_main and os.environ.get("SIVAE_PROGRESS", "1") != "0"
+        bar = tqdm(total=total, initial=self.iteration, disable=not show, desc=type(self.objective).__name__,
+                   leave=False)
+        t0, seen0 = time.perf_counter(), self.images_seen
+        try:
+            while self.iteration < total:
+                logs = self.step()
+                bar.update(1)
+                if self.iteration % self.config.log_every == 0 or self.iteration == total:
+                    rate = (self.images_seen - seen0) / max(time.perf_counter() - t0, 1e-9)
+                    if self._log(logs, bar, rate):
+                        self.stopped_early = True
+                        break
+                every = self.config.checkpoint_every
+                if self.checkpoint_path is not None and every and self.iteration % every == 0:
+                    self.save_checkpoint(self.checkpoint_path)
+        finally:
+            bar.close()
+        if self.checkpoint_path is not None:
+            self.save_checkpoint(self.checkpoint_path)
+        return self
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Everything an exact resume needs, as tensors and plain values only."""
+        return {
+            "iteration": self.iteration, "images_seen": self.images_seen, "model": self.model.state_dict(),
+            "opt_e": self.opt_e.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "sched_e": self.sched_e.state_dict(), "sched_d": self.sched_d.state_dict(),
+            "auxiliaries": {n: a.module.state_dict() for n, a in self.auxiliaries.items()},
+            "opt_aux": {n: o.state_dict() for n, o in self.opt_aux.items()},
+            "generators": [g.get_state() for g in self.generators],
+            "samplers": [s.state_dict() if hasattr(s, "state_dict") else None for s in self.samplers],
+            "history": self.history, "ema": self.ema.state_dict() if self.ema is not None else None,
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "config": asdict(self.config),
+            "objectives": [{"name": type(o).__name__, "hparams": o.hparams, "state": o.state_dict()}
+                           for o in self.objectives],
+        }
+
+    def save_checkpoint(self, path: str | os.PathLike[str]) -> None:
+        """Written by the main process, atomically (a crash mid-write never corrupts the last checkpoint)."""
+        if self.shard.is_main:
+            save_checkpoint_file(self.state_dict(), path)
+
+    def load_checkpoint(self, path: str | os.PathLike[str]) -> None:
+        state = load_checkpoint_file(path, self.device)
+        saved = state["objectives"][0]["name"]
+        if saved != type(self.objective).__name__:
+            raise ValueError(f"checkpoint {path} was written by a {saved} run, not {type(self.objective).__name__}; "
+                             "use another checkpoint path or resume=False")
+        self.model.load_state_dict(state["model"])
+        for name in ("opt_e", "opt_d", "sched_e", "sched_d"):
+            getattr(self, name).load_state_dict(state[name])
+        for name, aux in self.auxiliaries.items():
+            aux.module.load_state_dict(state["auxiliaries"][name])
+            self.opt_aux[name].load_state_dict(state["opt_aux"][name])
+        for g, s in zip(self.generators, state["generators"]):
+            g.set_state(s.cpu() if g.device.type == "cpu" else s)
+        for sampler, s in zip(self.samplers, state["samplers"]):
+            if s is not None:
+                sampler.load_state_dict(s)
+        if self.ema is not None and state["ema"] is not None:
+            self.ema.load_state_dict(state["ema"])
+        if self.scaler.is_enabled() and state["scaler"] is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        for objective, saved_objective in zip(self.objectives, state["objectives"]):
+            objective.load_state_dict(saved_objective["state"])
+        self.history, self.iteration = state["history"], int(state["iteration"])
+        self.images_seen = int(state["images_seen"])

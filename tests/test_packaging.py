@@ -1,0 +1,46 @@
+"""What a reader on Colab gets: a non-editable install, imported from another working directory, has every
+stored result of the book, the feature network and every subpackage, and finds nothing next to itself."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHECK = """
+import json, os, sys
+import sivae_core, sivae_core.results as r
+from sivae_core.metrics import load_feature_net
+assert "site-packages" in sivae_core.__file__ or os.environ["TARGET"] in sivae_core.__file__, sivae_core.__file__
+names = r.available()
+records = {n: r.load(n) for n in names}
+load_feature_net()
+print(json.dumps({"names": names, "provenance": [rec["provenance"]["commit"] for rec in records.values()]}))
+"""
+
+
+def test_every_package_is_listed_in_pyproject():
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "sivae_core").rglob("__init__.py")}
+    assert on_disk <= listed, on_disk - listed
+    assert "sivae_core.stored_results" in listed
+
+
+def test_non_editable_install_reads_every_stored_result(tmp_path):
+    target = tmp_path / "site-packages"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(ROOT)], check=True, timeout=600, capture_output=True)
+    elsewhere = tmp_path / "colab_content"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SIVAE_RESULTS")}
+    env.update(PYTHONPATH=str(target), TARGET=str(target))
+    out = subprocess.run([sys.executable, "-c", CHECK], cwd=elsewhere, env=env, capture_output=True, text=True,
+                         timeout=300, check=True)
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    stored = sorted(p.stem for p in (ROOT / "book" / "results").glob("*.json"))
+    assert got["names"] == stored and len(stored) > 10
+    assert all(c for c in got["provenance"])
