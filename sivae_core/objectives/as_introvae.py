@@ -139,7 +139,7 @@ class ASIntroVAE(SoftIntroVAE):
     def __init__(self, beta_rec: float = 1.0, beta_kl: float = 1.0, beta_neg: float = 1.0, gamma_r: float = 1e-8,
                  alpha: float = 2.0, s: float | None = None, total_iters: int = 28_000, c: float = -1.0,
                  form: str = "paper", anneal: str | None = None, squash: bool | None = None,
-                 kernel: str | None = None, encoder_grad: str = "detached"):
+                 kernel: str | None = None, encoder_grad: str = "authors"):
         super().__init__(beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg, gamma_r=gamma_r, alpha=alpha, s=s,
                          encoder_grad=encoder_grad)
         if form not in ("paper", "code"):

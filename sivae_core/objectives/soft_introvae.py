@@ -71,7 +71,7 @@ class SoftIntroVAE(Objective):
         gamma_r: float = 1e-8,
         alpha: float = 2.0,
         s: float | None = None,
-        encoder_grad: str = "detached",
+        encoder_grad: str = "authors",
     ):
         super().__init__(beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg, gamma_r=gamma_r, alpha=alpha)
         # s is a property of the data (1 / input_dim); None means "take it from the model".
