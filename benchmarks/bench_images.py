@@ -3,6 +3,10 @@
 baseline, measured in the same run, is one plain VAE step of the same model: the ratio is what the
 introspective game (fakes encoded and decoded again, two updates) costs.
 
+``--authors`` also times a transcription of the authors' training step (their model layout with BatchNorm,
+fp32, separate network calls with ``requires_grad`` toggles and the extra deterministic reconstruction their loop
+logs, batch 32) in the same process: ``sivae_over_authors_speedup_batch32`` is our step's images/s over theirs.
+
 A second comparison times the chapters' fast Fashion-MNIST setting (channels (16, 32), batch 64, one
 thread unless ``--threads``) in the default and in the channels-last memory format: the ratio is why
 ``train_images`` uses channels-last on a CPU too (oneDNN's convolutions are faster in it).
@@ -48,6 +52,83 @@ def bench(batch: int, steps: int, device: torch.device, images: torch.Tensor, co
     return batch * steps / (time.perf_counter() - t)
 
 
+def _with_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
+    """The authors' layout: every GroupNorm of the residual model replaced by a BatchNorm2d of the same width."""
+    for name, child in model.named_children():
+        if isinstance(child, torch.nn.GroupNorm):
+            setattr(model, name, torch.nn.BatchNorm2d(child.num_channels))
+        else:
+            _with_batchnorm(child)
+    return model
+
+
+def authors_step_factory(device: torch.device, images: torch.Tensor, batch: int = 32):
+    """One Soft-IntroVAE step written as the authors' ``train_soft_intro_vae.py`` writes it (fp32, BatchNorm)."""
+    s = settings("cifar10", "sivae")
+    model = _with_batchnorm(build(s, tuple(images.shape[1:]))).to(device).train()
+    opt_e = torch.optim.Adam(model.encoder.parameters(), lr=2e-4)
+    opt_d = torch.optim.Adam(model.decoder.parameters(), lr=2e-4)
+    data = images.to(device)
+    scale, b_rec, b_kl, b_neg = 1 / (3 * 32 * 32), 1.0, 1.0, 256.0
+
+    def kl(mu, lv):
+        return -0.5 * (1 + lv - mu.pow(2) - lv.exp()).sum(1)
+
+    def rec(x, y):
+        return ((x - y) ** 2).flatten(1).sum(1)
+
+    def fwd(x):
+        mu, lv = model.encode(x)
+        return mu, lv, model.decode(mu + torch.randn_like(mu) * (0.5 * lv).exp())
+
+    def step() -> None:
+        x = data[torch.randint(len(data), (batch,), device=device)].float() / 255
+        noise = torch.randn(batch, s.z_dim, device=device)
+        model.encoder.requires_grad_(True)
+        model.decoder.requires_grad_(False)
+        fake = model.decode(noise)
+        mu, lv = model.encode(x)
+        z = mu + torch.randn_like(mu) * (0.5 * lv).exp()
+        x_r = model.decode(z)
+        model.decode(model.encode(x)[0])  # the deterministic reconstruction their loop logs
+        f_mu, f_lv, f_rec = fwd(fake.detach())
+        r_mu, r_lv, r_rec = fwd(x_r.detach())
+        exp_f = (-2 * scale * (b_rec * rec(fake, f_rec) + b_neg * kl(f_mu, f_lv))).exp().mean()
+        exp_r = (-2 * scale * (b_rec * rec(x_r, r_rec) + b_neg * kl(r_mu, r_lv))).exp().mean()
+        loss_e = scale * (b_rec * rec(x, x_r).mean() + b_kl * kl(mu, lv).mean()) + 0.25 * (exp_f + exp_r)
+        opt_e.zero_grad()
+        loss_e.backward()
+        opt_e.step()
+        model.encoder.requires_grad_(False)
+        model.decoder.requires_grad_(True)
+        fake, x_r = model.decode(noise), model.decode(z.detach())
+        r_mu, r_lv = model.encode(x_r)
+        f_mu, f_lv = model.encode(fake)
+        rr = model.decode((r_mu + torch.randn_like(r_mu) * (0.5 * r_lv).exp()).detach())
+        ff = model.decode((f_mu + torch.randn_like(f_mu) * (0.5 * f_lv).exp()).detach())
+        loss_d = scale * (b_rec * rec(x, x_r).mean() + 0.5 * b_kl * (kl(r_mu, r_lv) + kl(f_mu, f_lv)).mean()
+                          + 1e-8 * 0.5 * b_rec * (rec(x_r.detach(), rr) + rec(fake.detach(), ff)).mean())
+        opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+
+    return step
+
+
+def time_step(step, steps: int, device: torch.device, warmup: int = 3) -> float:
+    """Calls per second of ``step``."""
+    for _ in range(warmup):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps / (time.perf_counter() - t)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--steps", type=int, default=20)
@@ -56,6 +137,8 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--smoke-steps", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads for the CPU comparison (fast setting)")
+    ap.add_argument("--authors", action="store_true", help="also time the transcribed authors' step (batch 32)")
+    ap.add_argument("--quick", action="store_true", help="the CIFAR-10 comparisons only (no CPU fast-mode figures)")
     a = ap.parse_args()
     device = torch.device(a.device)
     data = load_dataset("cifar10", "train")
@@ -68,7 +151,11 @@ def main() -> None:
         print(f"sivae_step_images_per_s_batch{b}: {sivae:.1f}")
         print(f"vae_step_images_per_s_batch{b}: {vae:.1f}")
         print(f"sivae_over_vae_time_ratio_batch{b}: {vae / sivae:.2f}")
-    if device.type == "cpu":
+        if a.authors and b == 32:
+            theirs = 32 * time_step(authors_step_factory(device, data.images), a.steps, device)
+            print(f"authors_step_images_per_s_batch32: {theirs:.1f}")
+            print(f"sivae_over_authors_speedup_batch32: {sivae / theirs:.2f}")
+    if device.type == "cpu" and not a.quick:
         threads = torch.get_num_threads()
         torch.set_num_threads(a.threads)
         fmnist = load_dataset("fmnist", "train").images

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from ..data import ImageData, load_dataset
 from ..models.base import IntroVAEModel, seeded
 from ..models.resnet import ConditionalResNetVAE, ResNetVAE, build_model
 from ..objectives import Objective, make_objective
-from ..training.callbacks import time_budget
+from ..training.callbacks import Callback, time_budget
 from ..training.checkpoint import load_checkpoint_file, save_checkpoint_file
 from ..training.precision import autocast_dtype
 from ..training.samplers import TensorSampler
@@ -184,11 +185,11 @@ def _save_run(out: Path, s: ImageSettings, model: IntroVAEModel, trainer: Traine
 
 def train_images(s: ImageSettings, out: str | Path | None = None, device: str | None = None, root: str | None = None,
                  progress: bool = True, compile: bool = False, grid_every: int = 0, data: ImageData | None = None,
-                 command: str | None = None) -> tuple[IntroVAEModel, Trainer, dict[str, Any]]:
+                 command: str | None = None, callbacks: Sequence[Callback] = ()) -> tuple[IntroVAEModel, Trainer, dict[str, Any]]:
     """Train one image model; with ``out``, write ``model.pt``, ``checkpoint.pt`` (resumable: calling again with
     the same ``out`` continues where the last call stopped), grids and ``train.json``. Returns
     ``(model, trainer, info)`` where ``info`` holds the budget actually used (and ``command``, the command line
-    that ran it, when given)."""
+    that ran it, when given). ``callbacks`` run at every log step beside the CPU-budget and grid callbacks."""
     dev = _device(device)
     out = Path(out) if out else None
     data = data if data is not None else load_dataset(s.dataset, "train", root, s.subset)
@@ -201,7 +202,7 @@ def train_images(s: ImageSettings, out: str | Path | None = None, device: str | 
     cfg = train_config(iterations, s.schedule(), batch_size=s.batch_size, lr_encoder=s.lr, lr_decoder=s.lr, seed=s.seed,
                        log_every=50, checkpoint_every=1000 if out else 0, progress=progress, amp_dtype=precision,
                        channels_last=True, compile=compile, ema_decay=s.ema_decay, log_grad_norm=True)
-    callbacks = [time_budget(s.max_cpu_seconds)] if s.max_cpu_seconds else []
+    callbacks = [*callbacks, *([time_budget(s.max_cpu_seconds)] if s.max_cpu_seconds else [])]
     if out and grid_every:
         callbacks.append(_grid_callback(model, data, s, out, grid_every, dev))
     cpu0, wall0 = time.process_time(), time.perf_counter()

@@ -33,14 +33,18 @@ FEATURE_NET_PATH = Path(str(resources.files("sivae_core") / "assets" / "feature_
 
 
 class FeatureNet(nn.Module):
-    """Small classifier for 1x28x28 images in [0, 1]; ``forward`` returns the 64-d features."""
+    """Small classifier for ``in_ch`` x 28x28 or 32x32 images in [0, 1]; ``forward`` returns the 64-d features.
+
+    The shipped network (``in_ch=1``, 20 classes) covers MNIST and Fashion-MNIST; the GPU suite trains a 3-channel
+    one on CIFAR-10 for its Frechet distances, where no Inception weights can be downloaded.
+    """
 
     num_features = 64
 
-    def __init__(self, n_classes: int = 20):
+    def __init__(self, n_classes: int = 20, in_ch: int = 1):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(1, 32, 3, stride=2, padding=1), nn.ReLU(),   # 14
+            nn.Conv2d(in_ch, 32, 3, stride=2, padding=1), nn.ReLU(),   # 14 (16 for 32x32 inputs)
             nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),  # 7
             nn.Conv2d(64, 64, 3, stride=2, padding=1), nn.ReLU(),  # 4
             nn.Flatten(), nn.Linear(64 * 16, self.num_features), nn.ReLU(),

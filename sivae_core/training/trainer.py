@@ -73,6 +73,9 @@ class TrainConfig:
     ema_decay: float = 0.0
     #: Log the gradient norms of both networks (``grad_norm/encoder``, ``grad_norm/decoder``).
     log_grad_norm: bool = False
+    #: Ensembles only: a run whose loss becomes NaN/inf is recorded in ``Trainer.diverged`` (run -> iteration) and
+    #: left out of every later step, instead of stopping all runs (IntroVAE diverges on some 2D settings).
+    drop_diverged_runs: bool = False
 
 
 def _per_run(value: Any, n: int, what: str) -> list[Any]:
@@ -116,6 +119,7 @@ class Trainer:
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
         self.callbacks, self.step_hooks = list(callbacks), list(step_hooks)
         self.iteration, self.images_seen, self.stopped_early = 0, 0, False
+        self.diverged: dict[int, int] = {}
         self.history: list[dict[str, Any]] = []
         self._setup_scale()
         self.train_model = self.shard.wrap(model) if isinstance(model, IntroVAEModel) else model
@@ -123,8 +127,10 @@ class Trainer:
     def reset_optimizers(self) -> None:
         """Fresh Adam states and schedulers (progressive training resets them when the resolution grows)."""
         cfg = self.config
-        self.opt_e = torch.optim.Adam(self.encoder_params, lr=cfg.lr_encoder, betas=cfg.adam_betas)
-        self.opt_d = torch.optim.Adam(self.decoder_params, lr=cfg.lr_decoder, betas=cfg.adam_betas)
+        # One fused kernel per optimizer step on a GPU (an ensemble's few stacked tensors, or an image model's many).
+        fused = self.device.type == "cuda"
+        self.opt_e = torch.optim.Adam(self.encoder_params, lr=cfg.lr_encoder, betas=cfg.adam_betas, fused=fused)
+        self.opt_d = torch.optim.Adam(self.decoder_params, lr=cfg.lr_decoder, betas=cfg.adam_betas, fused=fused)
         self.sched_e = torch.optim.lr_scheduler.MultiStepLR(self.opt_e, list(cfg.lr_milestones), cfg.lr_gamma)
         self.sched_d = torch.optim.lr_scheduler.MultiStepLR(self.opt_d, list(cfg.lr_milestones), cfg.lr_gamma)
         self.opt_aux = {name: torch.optim.Adam(a.module.parameters(), lr=a.lr, betas=a.betas)
@@ -187,13 +193,19 @@ class Trainer:
                 return objective.encoder_loss(self.train_model, x, noise, hp)
             return objective.decoder_loss(self.train_model, x, noise, hp, carry or {})
 
-    def _check_finite(self, out: StepOutput, part: str) -> None:
-        if self.shard.all_true(bool(torch.isfinite(out.loss).all())):
-            return
+    def _check_finite(self, out: StepOutput, part: str) -> Tensor | None:
+        """Raise :class:`NonFiniteLossError` on a NaN/inf loss; for an ensemble that drops diverged runs, record
+        them and return the mask of runs still training (None: all of them)."""
+        finite = torch.isfinite(out.loss)
+        if self.is_ensemble and self.config.drop_diverged_runs:
+            for r in torch.nonzero(~finite).flatten().tolist():
+                self.diverged.setdefault(r, self.iteration)
+            if bool(finite.any()):
+                return None if bool(finite.all()) else finite
+        if self.shard.all_true(bool(finite.all())):
+            return None
         bad = [name for name, t in out.terms.items() if not bool(torch.isfinite(t).all())]
-        runs = ""
-        if self.is_ensemble:
-            runs = f" (runs {torch.nonzero(~torch.isfinite(out.loss)).flatten().tolist()})"
+        runs = f" (runs {torch.nonzero(~finite).flatten().tolist()})" if self.is_ensemble else ""
         raise NonFiniteLossError(
             f"iteration {self.iteration}: the {part} loss of {type(self.objective).__name__} is not finite{runs}; "
             f"non-finite terms: {bad or ['(in another process, or finite terms overflowed)']}. "
@@ -203,10 +215,11 @@ class Trainer:
     def _update(self, out: StepOutput, part: str, optimizers: dict[str, torch.optim.Optimizer],
                 params: list[torch.nn.Parameter] | None, logs: dict[str, Tensor]) -> None:
         """Check, backpropagate (into ``params`` only) and step one player's optimizers."""
-        self._check_finite(out, part)
+        alive = self._check_finite(out, part)
         for opt in optimizers.values():
             opt.zero_grad(set_to_none=True)
-        loss = out.loss.sum()
+        # Runs are independent (stacked parameters, element-wise Adam): a diverged run's NaNs stay in its own slice.
+        loss = (out.loss if alive is None else torch.where(alive, out.loss, torch.zeros_like(out.loss))).sum()
         (self.scaler.scale(loss) if self.scaler.is_enabled() else loss).backward(inputs=params)
         for name, opt in optimizers.items():
             if self.config.log_grad_norm:
@@ -319,7 +332,7 @@ class Trainer:
             "samplers": [s.state_dict() if hasattr(s, "state_dict") else None for s in self.samplers],
             "history": self.history, "ema": self.ema.state_dict() if self.ema is not None else None,
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-            "config": asdict(self.config),
+            "config": asdict(self.config), "diverged": self.diverged,
             "objectives": [{"name": type(o).__name__, "hparams": o.hparams, "state": o.state_dict()}
                            for o in self.objectives],
         }
@@ -353,4 +366,5 @@ class Trainer:
         for objective, saved_objective in zip(self.objectives, state["objectives"]):
             objective.load_state_dict(saved_objective["state"])
         self.history, self.iteration = state["history"], int(state["iteration"])
+        self.diverged = {int(r): int(i) for r, i in state["diverged"].items()}
         self.images_seen = int(state["images_seen"])

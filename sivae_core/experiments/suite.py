@@ -1,0 +1,147 @@
+"""The GPU suite: a prioritized plan of jobs that turns a few minutes of one GPU into the book's stored results.
+
+    python -m sivae_core suite --out suite_out [--budget-s 540] [--only toy2d ...] [--list] [--smoke]
+
+GPU time comes in short slots (at most 10 minutes a command, about 15 minutes a session), so the suite is
+prepared to run without any preparation on the machine: every job names the data it needs (copied next to the
+working tree by ``scripts/gpu_run.sh prepare``), gets a share of ``--budget-s``, stops itself before its deadline,
+and writes what it finished (result files with provenance: command, commit, hardware, wall time, and the budget
+as a fraction of the paper's) into ``OUT/<job>/``. A job that fails or runs out of time says so in the summary; the
+next job still runs, and time a job does not use passes on. At the end everything is packed into
+``OUT/suite_results.tar.gz`` plus ``OUT/summary.json``: what can come back from a GPU machine (a few files of at
+most 16 MiB). ``--smoke`` runs every job at a tiny size on a CPU in a few minutes (a test does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tarfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..cli import device_of
+from ..results import provenance, write_results
+from ..training.callbacks import Callback, time_budget
+from .suite_2d import run_toy2d
+from .suite_bench import run_bench
+from .suite_cifar import run_cifar10
+
+__all__ = ["Job", "JobContext", "JOBS", "run_suite", "pack", "add_arguments", "run"]
+
+
+@dataclass
+class JobContext:
+    """What a job gets: its folder, its deadline on ``clock``, the device, and whether this is a smoke run."""
+
+    name: str
+    out: Path
+    deadline: float
+    device: torch.device
+    smoke: bool
+    clock: Callable[[], float] = time.monotonic
+    prov: dict[str, str] = field(default_factory=dict)
+
+    def seconds_left(self) -> float:
+        return self.deadline - self.clock()
+
+    def budget_callback(self, reserve_s: float = 0.0) -> Callback:
+        """A trainer callback that stops training ``reserve_s`` before the deadline (time to evaluate and write)."""
+        return time_budget(max(self.seconds_left() - reserve_s, 0.0), clock=self.clock)
+
+    def write(self, name: str, record: dict[str, Any]) -> Path:
+        """``OUT/<job>/<name>.json`` with the suite's provenance."""
+        return write_results(self.out / f"{name}.json", record, provenance_override=self.prov)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of the plan: ``run(ctx)`` writes its files into ``ctx.out`` and returns a short summary."""
+
+    name: str
+    share: float
+    needs: tuple[str, ...]
+    run: Callable[[JobContext], dict[str, Any]]
+    about: str
+
+
+#: The plan, in priority order.
+JOBS: list[Job] = [
+    Job("toy2d", 0.5, (), run_toy2d, "Part II at the paper's budget: Table 2, Fig. 3, Fig. 21, the AS-IntroVAE tables "
+        "under both readings of C1-C3, the three encoder-gradient readings; per-seed metrics and samples"),
+    Job("cifar10", 0.35, ("cifar10/cifar10_exact_subset.npz",), run_cifar10, "CIFAR-10 S-IntroVAE (unconditional "
+        "and class-conditional) for the job's budget: Frechet-distance curve, samples and reconstructions"),
+    Job("bench", 0.15, ("cifar10/cifar10_exact_subset.npz",), run_bench, "the benchmark scripts: 2D ensembles "
+        "against sequential runs, the Table 2 protocol's time, our CIFAR-10 step against the authors'"),
+]
+
+
+def run_suite(plan: list[Job], budget_s: float, out: Path, device: torch.device, smoke: bool = False,
+              clock: Callable[[], float] = time.monotonic, prov: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``plan`` in order within ``budget_s`` seconds of ``clock``; each job gets its share of what is left."""
+    start, prov = clock(), prov or provenance(device)
+    summary: dict[str, Any] = {"provenance": prov, "budget_s": budget_s, "device": str(device), "smoke": smoke,
+                               "jobs": {}}
+    for i, job in enumerate(plan):
+        left = budget_s - (clock() - start)
+        shares = sum(j.share for j in plan[i:])
+        allot = max(left * job.share / shares, 0.0)
+        ctx = JobContext(job.name, out / job.name, clock() + allot, device, smoke, clock, prov)
+        ctx.out.mkdir(parents=True, exist_ok=True)
+        t0 = clock()
+        try:
+            report = {"status": "done", **job.run(ctx)} if allot > 0 else {"status": "skipped: no time left"}
+        except Exception as err:  # a failed job is reported; the next one still runs
+            report = {"status": f"failed: {type(err).__name__}: {err}", "traceback": traceback.format_exc()[-2000:]}
+        report.update(allotted_s=round(allot, 1), wall_s=round(clock() - t0, 1))
+        report["within_budget"] = report["wall_s"] <= report["allotted_s"] + 1.0
+        summary["jobs"][job.name] = report
+        print(f"[suite] {job.name}: {report['status']} in {report['wall_s']} s of {report['allotted_s']} s", flush=True)
+    summary["wall_s"] = round(clock() - start, 1)
+    return summary
+
+
+def pack(out: Path, summary: dict[str, Any]) -> list[Path]:
+    """``OUT/suite_results.tar.gz`` (every job folder) and ``OUT/summary.json``: the files that come back."""
+    archive = out / "suite_results.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:  # job folders only: _scratch holds checkpoints that stay behind
+        for folder in sorted(p for p in out.iterdir() if p.is_dir() and not p.name.startswith("_")):
+            tar.add(folder, arcname=folder.name)
+    summary_path = out / "summary.json"
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    return [archive, summary_path]
+
+
+OUT_REQUIRED = False
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--budget-s", type=float, default=540.0, help="total wall-clock budget in seconds (default 540)")
+    p.add_argument("--only", nargs="+", help="run only these jobs (in the plan's order)")
+    p.add_argument("--list", action="store_true", help="list the jobs, their shares and the data they need")
+    p.add_argument("--smoke", action="store_true", help="every job at a tiny size (a CPU check of the whole plan)")
+
+
+def run(args: argparse.Namespace) -> int:
+    plan = list(JOBS)
+    if args.list:
+        for job in plan:
+            print(f"{job.name:10s} share {job.share:.2f}  data: {', '.join(job.needs) or '-'}\n    {job.about}")
+        return 0
+    if args.only:
+        unknown = set(args.only) - {j.name for j in plan}
+        if unknown:
+            raise SystemExit(f"unknown job(s) {sorted(unknown)}; the plan has {[j.name for j in plan]}")
+        plan = [j for j in plan if j.name in args.only]
+    out = Path(args.out or "suite_out")
+    out.mkdir(parents=True, exist_ok=True)
+    summary = run_suite(plan, args.budget_s, out, device_of(args), args.smoke)
+    for path in pack(out, summary):
+        print(f"[suite] wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    return 0 if all(r["status"] == "done" for r in summary["jobs"].values()) else 1

@@ -1,0 +1,174 @@
+"""The suite's 2D job: every 2D result of Part II at the paper's budget, as a handful of vectorized ensembles.
+
+Table 2 (4 datasets x VAE/IntroVAE/S-IntroVAE x 5 seeds), Fig. 3 (IntroVAE on 8 Gaussians over ten margins, with
+S-IntroVAE's line), Fig. 21 (posterior collapse: VAE and S-IntroVAE with beta_kl 1, beta_rec 0.5), the 2D tables
+of AS-IntroVAE (Lu et al. 2022: four methods, settings C1-C3 under both readings, 8 Gaussians and Checkerboard)
+and the three readings of Soft-IntroVAE's encoder gradient (on Table 2's datasets). All runs use the paper's 2D
+budget (Daniel & Tamar 2021, Sec. 9.2.1: 30,000 iterations, batch 512, the warm-up and drops of
+:data:`~sivae_core.experiments.schedules.PAPER_2D`).
+
+Runs that can share an ensemble do (same objective class and settings; hyperparameters and data may differ), so
+the whole job is six ensembles. They advance together in chunks, so when the job's time runs out every run has
+the same number of iterations, which the result file records as a fraction of the paper's 30,000. A run that
+diverges (IntroVAE on Checkerboard, as in Lu et al.'s Table 4) is dropped from its ensemble and reported as NaN.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from ..data.toy2d import METRIC_SCALE, ToySampler
+from ..metrics.histogram import N_SAMPLES, evaluate
+from ..models.base import seeded
+from ..models.mlp import ToyVAE
+from ..objectives import make_objective
+from ..training.ensemble import Ensemble
+from ..training.samplers import Sampler
+from ..training.trainer import Trainer
+from .paper import AS_READINGS, PAPER_HPARAMS, as_settings
+from .schedules import PAPER_2D, train_config
+
+if TYPE_CHECKING:
+    from .suite import JobContext
+
+__all__ = ["Run", "plan_2d", "run_toy2d"]
+
+TABLE2_DATASETS = ("8gaussians", "spiral", "checkerboard", "rings")
+FIG3_MARGINS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0)
+AS_DATASETS = ("8gaussians", "checkerboard")
+PAPER_ITERATIONS = 30_000
+
+
+@dataclass
+class Run:
+    """One 2D run: what it belongs to (``tags``), its data, objective hyperparameters and seed."""
+
+    tags: dict[str, Any]
+    dataset: str
+    hparams: dict[str, float]
+    seed: int
+    gnelbo: bool = False
+
+
+@dataclass
+class Group:
+    """Runs that train as one ensemble: one objective class with the same non-hyperparameter settings."""
+
+    method: str
+    options: dict[str, Any] = field(default_factory=dict)
+    runs: list[Run] = field(default_factory=list)
+
+
+def _as_hparams(method: str, dataset: str, setting: dict[str, float]) -> dict[str, float]:
+    hp = dict(setting)
+    if method == "vae":
+        hp.pop("beta_neg")
+    if method == "introvae":
+        hp["m"] = PAPER_HPARAMS[dataset]["introvae"]["m"]
+    return hp
+
+
+def plan_2d(seeds: tuple[int, ...], datasets: tuple[str, ...] = TABLE2_DATASETS,
+            margins: tuple[float, ...] = FIG3_MARGINS, as_datasets: tuple[str, ...] = AS_DATASETS) -> list[Group]:
+    """Every run of the job, grouped into ensembles."""
+    groups = {m: Group(m) for m in ("vae", "introvae", "sivae", "asivae")}
+    for reading in ("detached", "printed"):
+        groups[f"sivae:{reading}"] = Group("sivae", {"encoder_grad": reading})
+    for ds in datasets:
+        for method in ("vae", "introvae", "sivae"):
+            groups[method].runs += [Run({"figure": "table2", "method": method}, ds, PAPER_HPARAMS[ds][method], s, True)
+                                    for s in seeds]
+        for reading in ("detached", "printed"):
+            groups[f"sivae:{reading}"].runs += [Run({"figure": "readings", "reading": reading}, ds,
+                                                    PAPER_HPARAMS[ds]["sivae"], s) for s in seeds]
+    intro = PAPER_HPARAMS["8gaussians"]["introvae"]
+    groups["introvae"].runs += [Run({"figure": "fig3", "m": m}, "8gaussians", {**intro, "m": m}, s)
+                                for m in margins for s in seeds]
+    shared = {k: intro[k] for k in ("beta_rec", "beta_kl", "beta_neg")}
+    groups["sivae"].runs += [Run({"figure": "fig3", "m": None}, "8gaussians", shared, s) for s in seeds]
+    collapse = {"beta_rec": 0.5, "beta_kl": 1.0}
+    groups["vae"].runs += [Run({"figure": "fig21"}, "8gaussians", collapse, s) for s in seeds]
+    groups["sivae"].runs += [Run({"figure": "fig21"}, "8gaussians", {**collapse, "beta_neg": 5.0}, s) for s in seeds]
+    for reading in AS_READINGS:
+        for name, setting in as_settings(reading).items():
+            for ds in as_datasets:
+                for method in ("vae", "introvae", "sivae", "asivae"):
+                    tags = {"figure": "as_table", "method": method, "reading": reading, "setting": name}
+                    groups[method].runs += [Run(tags, ds, _as_hparams(method, ds, setting), s) for s in seeds]
+    return [g for g in groups.values() if g.runs]
+
+
+def _trainer(group: Group, iterations: int, batch: int, hidden: int, device: torch.device) -> Trainer:
+    cfg = train_config(iterations, PAPER_2D, batch_size=batch, progress=False, log_every=max(1, iterations // 20),
+                       drop_diverged_runs=True)
+    introspective = iterations - cfg.vae_warmup
+    objectives = [make_objective(group.method, introspective, **r.hparams, **group.options) for r in group.runs]
+    models = [seeded(lambda: ToyVAE(hidden=hidden), r.seed) for r in group.runs]
+    samplers: list[Sampler] = [ToySampler(r.dataset) for r in group.runs]
+    return Trainer(Ensemble(models).to(device), objectives, samplers, cfg, seeds=[r.seed for r in group.runs])
+
+
+def _evaluate(group: Group, trainer: Trainer, grid_points: int) -> tuple[list[dict], dict[str, np.ndarray]]:
+    ens: Ensemble = trainer.model  # type: ignore[assignment]
+    records, samples = [], {}
+    final = trainer.history[-1] if trainer.history else {}
+    for r, run in enumerate(group.runs):
+        model = ens.run_model(r).eval()
+        rec = {**run.tags, "dataset": run.dataset, "seed": run.seed, "hparams": run.hparams,
+               "diverged_at": trainer.diverged.get(r)}
+        if r in trainer.diverged:
+            rec.update(kl=float("nan"), jsd=float("nan"), jsd_standard=float("nan"))
+        else:
+            rec.update(evaluate(model, run.dataset, seed=run.seed, grid_points=grid_points, gnelbo=run.gnelbo))
+        kl_key = "joint/kl" if "joint/kl" in final else "enc/kl"
+        if kl_key in final:
+            rec["final_kl_real"] = float(final[kl_key][r])
+        records.append(rec)
+        if run.seed == group.runs[0].seed and r not in trainer.diverged:
+            key = "__".join(f"{k}={v}" for k, v in {**run.tags, "dataset": run.dataset}.items())
+            with torch.no_grad():
+                z = torch.randn(N_SAMPLES, model.z_dim, generator=torch.Generator().manual_seed(run.seed))
+                samples[key] = model.to(z.device).decode(z).numpy().astype(np.float16)
+    return records, samples
+
+
+def run_toy2d(ctx: JobContext) -> dict[str, Any]:
+    """Train every group in chunks until the paper's budget or the deadline, then evaluate and write."""
+    smoke = ctx.smoke
+    seeds = (0,) if smoke else (0, 1, 2, 3, 4)
+    groups = plan_2d(seeds, ("8gaussians", "checkerboard") if smoke else TABLE2_DATASETS,
+                     (1.0, 8.0) if smoke else FIG3_MARGINS)
+    total, batch, hidden = (40, 64, 16) if smoke else (PAPER_ITERATIONS, 512, 256)
+    trainers = [_trainer(g, total, batch, hidden, ctx.device) for g in groups]
+    chunk, done, t_chunk = (10 if smoke else 500), 0, 0.0
+    reserve = 0.25 * ctx.seconds_left()  # evaluation and writing
+    while done < total:
+        if ctx.seconds_left() - reserve < 1.2 * t_chunk:
+            break
+        t0 = time.perf_counter()
+        done = min(done + chunk, total)
+        for tr in trainers:
+            tr.fit(iterations=done)
+        t_chunk = time.perf_counter() - t0
+    records, samples = [], {}
+    for group, tr in zip(groups, trainers):
+        rec, smp = _evaluate(group, tr, grid_points=64 if smoke else 1024)
+        records += rec
+        samples.update(smp)
+    np.savez_compressed(ctx.out / "suite_2d_samples.npz", **samples)
+    fraction = done / PAPER_ITERATIONS
+    ctx.write("suite_2d", {
+        "budget": {"iterations": done, "paper_iterations": PAPER_ITERATIONS, "seeds": list(seeds),
+                   "paper_seeds": 5, "fraction_of_paper": round(fraction * len(seeds) / 5, 6),
+                   "batch_size": batch, "hidden": hidden, "schedule": "PAPER_2D (warm-up 2/30, drops 1/3, 1/2)",
+                   "smoke": smoke},
+        "metric_scale": METRIC_SCALE, "groups": [{"method": g.method, "options": g.options, "runs": len(g.runs)}
+                                                 for g in groups],
+        "runs": records})
+    return {"iterations": done, "paper_iterations": PAPER_ITERATIONS, "runs": len(records),
+            "diverged": sum(r["diverged_at"] is not None for r in records), "ensembles": len(groups)}

@@ -1,0 +1,76 @@
+"""The GPU suite: the whole plan runs at a tiny size on a CPU and packs what a GPU machine can send back, and every
+job keeps to its share of the budget (fake clock)."""
+
+import json
+import tarfile
+
+import pytest
+import torch
+
+from sivae_core import SoftIntroVAE, TrainConfig, Trainer, seeded
+from sivae_core.cli import main
+from sivae_core.data.toy2d import ToySampler
+from sivae_core.experiments.suite import JOBS, Job, run_suite
+from sivae_core.models import ToyVAE
+
+from .conftest import require_data
+
+
+def test_smoke_runs_every_job_and_packs_its_results(tmp_path, one_thread):
+    require_data("cifar10/cifar10_exact_subset.npz")
+    out = tmp_path / "out"
+    assert main(["suite", "--smoke", "--device", "cpu", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["jobs"]) == {j.name for j in JOBS}
+    assert all(r["status"] == "done" and r["within_budget"] for r in summary["jobs"].values()), summary
+    assert summary["provenance"]["commit"]
+    files = [p for p in out.iterdir() if p.is_file()]
+    assert len(files) <= 8 and all(p.stat().st_size < 16 * 2**20 for p in files)  # what a GPU machine sends back
+    with tarfile.open(out / "suite_results.tar.gz") as tar:
+        names = set(tar.getnames())
+        assert {"toy2d/suite_2d.json", "toy2d/suite_2d_samples.npz", "cifar10/suite_cifar10.json"} <= names
+        assert not any(n.startswith("_scratch") for n in names)  # checkpoints stay behind
+        toy = json.load(tar.extractfile("toy2d/suite_2d.json"))
+    figures = {r["figure"] for r in toy["runs"]}
+    assert figures == {"table2", "fig3", "fig21", "as_table", "readings"}
+    assert {r["reading"] for r in toy["runs"] if r["figure"] == "as_table"} == {"rec_kl_neg", "kl_rec_neg"}
+    assert toy["budget"]["fraction_of_paper"] == pytest.approx(40 / 30_000 / 5, rel=0.01)
+    assert toy["provenance"]["command"] and toy["provenance"]["hardware"]
+
+
+def test_jobs_keep_to_their_budget_and_a_failure_does_not_stop_the_plan(tmp_path):
+    """A fake clock: a job that trains stops before its deadline (the trainer's time budget), a job that fails is
+    reported, the next job still runs, and time a job leaves unused passes on to the next."""
+    t = [0.0]
+    clock = lambda: t[0]  # noqa: E731
+
+    def trains(ctx):
+        cfg = TrainConfig(iterations=10_000, batch_size=16, vae_warmup=0, lr_milestones=(), log_every=5,
+                          progress=False)
+        trainer = Trainer(seeded(lambda: ToyVAE(hidden=8), 0), SoftIntroVAE(), ToySampler("moons"), cfg,
+                          callbacks=[ctx.budget_callback()])
+        step = trainer.step
+
+        def timed():
+            t[0] += 1.0  # one second a step
+            return step()
+
+        trainer.step = timed
+        trainer.fit()
+        return {"iterations": trainer.iteration}
+
+    def fails(ctx):
+        raise RuntimeError("out of memory")
+
+    def quick(ctx):
+        t[0] += 2.0
+        return {}
+
+    plan = [Job("trains", 1.0, (), trains, ""), Job("fails", 1.0, (), fails, ""), Job("quick", 1.0, (), quick, "")]
+    summary = run_suite(plan, 90.0, tmp_path, torch.device("cpu"), clock=clock, prov={"commit": "x"})
+    jobs = summary["jobs"]
+    assert jobs["trains"]["allotted_s"] == 30.0 and jobs["trains"]["within_budget"]
+    assert 25 <= jobs["trains"]["iterations"] <= 30 and jobs["trains"]["wall_s"] <= 30.0
+    assert jobs["fails"]["status"].startswith("failed: RuntimeError") and jobs["quick"]["status"] == "done"
+    assert jobs["quick"]["allotted_s"] == pytest.approx(90.0 - jobs["trains"]["wall_s"])  # the failed job's time passes on
+    assert summary["wall_s"] <= 90.0
