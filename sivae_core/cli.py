@@ -24,7 +24,9 @@ __all__ = ["COMMANDS", "build_parser", "main", "run_command", "device_of"]
 
 #: command -> (module that implements it, one-line help). Modules are imported only when their command runs,
 #: so ``--help`` stays fast and a command's heavy dependencies load only for that command.
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "style-prepare": ("sivae_core.data.faces", "face images -> one memory-mapped array per resolution (style model)"),
+}
 
 
 def device_of(args: argparse.Namespace) -> torch.device:
