@@ -223,6 +223,35 @@ def test_random_draws_do_not_depend_on_how_the_batch_is_split(world):
     torch.testing.assert_close(torch.cat([first, second]), whole[2], atol=1e-6, rtol=0)
 
 
+def losses_and_grads(model: StyleVAE, x, eps_e, eps_d, rank: int, world: int):
+    """Both Soft-IntroVAE losses of one step on this rank's rows, and their gradients."""
+    obj = StyleSoftIntroVAE(beta_rec=0.05, beta_kl=0.2, beta_neg=512, s=5e-6)
+    model.begin_step(step=2, seed=3, rank=rank, world=world, per_rank_batch=x.shape[0])
+    out_e = obj.encoder_loss(model, x, Noise(eps_e), obj.hparams)
+    g_e = torch.autograd.grad(out_e.loss, list(model.encoder.parameters()), allow_unused=True)
+    out_d = obj.decoder_loss(model, x, Noise(eps_d), obj.hparams, out_e.carry)
+    g_d = torch.autograd.grad(out_d.loss, list(model.decoder.parameters()), allow_unused=True)
+    model.end_step()
+    grads = [g for g in g_e + g_d if g is not None]
+    return torch.stack([out_e.loss.detach(), out_d.loss.detach()]), grads
+
+
+def test_a_whole_step_split_over_ranks_averages_to_the_one_process_step():
+    """What data parallelism computes (per-rank losses and gradients, averaged) equals the one-process step,
+    with the trainer's noise sliced by rank the same way (style mixing on, non-zero noise weights)."""
+    model, batch, world = tiny(16, mixing=1.0), 4, 2
+    b = batch // world
+    torch.manual_seed(2)
+    x = torch.rand(batch, 3, 16, 16) * 2 - 1
+    eps_e, eps_d = torch.randn(4, batch, 8), torch.randn(2, batch, 8)
+    loss, grads = losses_and_grads(model, x, eps_e, eps_d, 0, 1)
+    parts = [losses_and_grads(model, x[r * b:(r + 1) * b], eps_e[:, r * b:(r + 1) * b], eps_d[:, r * b:(r + 1) * b],
+                              r, world) for r in range(world)]
+    torch.testing.assert_close(sum(p[0] for p in parts) / world, loss, rtol=1e-5, atol=0)
+    for i, g in enumerate(grads):
+        torch.testing.assert_close(sum(p[1][i] for p in parts) / world, g, rtol=1e-4, atol=1e-9)
+
+
 def test_noise_and_mixing_are_really_drawn():
     """Guards the equivalence test against passing vacuously: the noise changes the output, differs between
     calls and steps, and prior samples are mixed (only they: reconstruction rows are not)."""
