@@ -99,8 +99,8 @@ def read_face(path: Path, name: str, resolution: int, upsample: bool, report: Re
                 report.grayscale.append(name)
             rgb = im.convert("RGB")
     except Exception as e:  # PIL raises many types for bad files (OSError, SyntaxError, ValueError, ...)
-        raise UnreadableImageError(f"{path}: cannot decode the image ({type(e).__name__}: {e}); remove or replace it, "
-                           "or pass --skip-bad to leave it out") from e
+        raise UnreadableImageError(f"{path}: cannot decode the image ({type(e).__name__}: {e}); remove or replace "
+                                   "it, or pass --skip-bad to leave it out") from e
     w, h = rgb.size
     side = min(w, h)
     if side < resolution:
