@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import require_data
+from .conftest import require_data
 from PIL import Image
 
 from sivae_core.cli import main

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from sivae_core.progressive import (
+from sivae_core.training.progressive import (
     PAPER_BATCH,
     Phase,
     ProgressiveSchedule,

@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sivae_core.models import seeded
 from sivae_core.models.style import (
     ADAM_BETAS,
     StyleConfig,
-    StyleSoftIntroVAE,
     StyleVAE,
     cpu_config,
     fade_real,
@@ -20,8 +20,7 @@ from sivae_core.models.style import (
     paper_config,
 )
 from sivae_core.models.style.layers import EqualConv2d, EqualLinear
-from sivae_core.objectives import Noise
-from sivae_core.trainer import seeded
+from sivae_core.objectives import Noise, SoftIntroVAE
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -225,7 +224,7 @@ def test_random_draws_do_not_depend_on_how_the_batch_is_split(world):
 
 def losses_and_grads(model: StyleVAE, x, eps_e, eps_d, rank: int, world: int):
     """Both Soft-IntroVAE losses of one step on this rank's rows, and their gradients."""
-    obj = StyleSoftIntroVAE(beta_rec=0.05, beta_kl=0.2, beta_neg=512, s=5e-6)
+    obj = SoftIntroVAE(beta_rec=0.05, beta_kl=0.2, beta_neg=512, s=5e-6)
     model.begin_step(step=2, seed=3, rank=rank, world=world, per_rank_batch=x.shape[0])
     out_e = obj.encoder_loss(model, x, Noise(eps_e), obj.hparams)
     g_e = torch.autograd.grad(out_e.loss, list(model.encoder.parameters()), allow_unused=True)
@@ -293,7 +292,7 @@ def test_sampling_is_reproducible_with_a_generator_outside_steps():
 # ---------------------------------------------------------------------------------------------- training
 def train_step(model: StyleVAE, x: torch.Tensor, opts, step: int) -> dict[str, float]:
     """One Algorithm-2 step as the trainer takes it (encoder update, then decoder update)."""
-    obj = StyleSoftIntroVAE(beta_rec=0.05, beta_kl=0.2, beta_neg=512, s=5e-6)
+    obj = SoftIntroVAE(beta_rec=0.05, beta_kl=0.2, beta_neg=512, s=5e-6)
     g = torch.Generator().manual_seed(step)
     n_e, n_d = obj.noise_draws
     eps_e, eps_d = (torch.randn(k, x.shape[0], model.z_dim, generator=g) for k in (n_e, n_d))

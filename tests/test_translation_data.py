@@ -4,7 +4,7 @@ antialiasing filter), the held-out split, and clear errors for missing or malfor
 import numpy as np
 import pytest
 import torch
-from conftest import require_data
+from .conftest import require_data
 from scipy.io import savemat
 
 from sivae_core.data.cars3d import (

@@ -13,7 +13,7 @@ from .config import (
     paper_config,
     resolutions_up_to,
 )
-from .mixing import MarksPriorSamples, StyleSoftIntroVAE, mix_styles
+from .mixing import MixingPrior, mix_styles
 from .model import ADAM_BETAS, StyleVAE
 from .randomness import RandomSource, StepContext
 from .stage import Stage, fade_real
@@ -21,12 +21,11 @@ from .stage import Stage, fade_real
 __all__ = [
     "ADAM_BETAS",
     "PRESETS",
-    "MarksPriorSamples",
+    "MixingPrior",
     "RandomSource",
     "Stage",
     "StepContext",
     "StyleConfig",
-    "StyleSoftIntroVAE",
     "StyleVAE",
     "cpu_config",
     "fade_real",

@@ -10,9 +10,9 @@ the batch unmixed); style layers below ``k`` take ``w(z_f)``, the others ``w(z2)
 
 **How the decoder knows a prior sample.** Algorithm 2 decodes ``z_f`` alone in the encoder step and
 concatenated after ``z`` in the decoder step (``decode_both``), and the objectives hand the decoder bare
-codes. The objective therefore announces its prior samples once per step, through
-:meth:`StyleVAE.mark_prior` (the :class:`MarksPriorSamples` mixin does it in ``prior_sample``), and the
-decoder mixes every row that equals an announced code *bitwise*: a reparameterized code
+codes. The model's prior, :class:`MixingPrior`, therefore announces the prior samples it draws during a training
+step (:meth:`StyleVAE.mark_prior`), so Soft-IntroVAE trains the style model unchanged, and the decoder mixes
+every row that equals an announced code *bitwise*: a reparameterized code
 ``mu + sigma * eps`` never coincides with a prior draw in all coordinates, and matching rows by value is
 indifferent to how an objective orders or concatenates its calls. The mixing plan (coin, crossover, ``z2``)
 is drawn when the codes are announced and kept for the step, so the decoder step decodes the very fakes
@@ -27,11 +27,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ...objectives import SoftIntroVAE
-from ..base import IntroVAEModel
+from ...priors import StandardNormal
 from .randomness import Draws
 
-__all__ = ["MarksPriorSamples", "MixingPlan", "StyleSoftIntroVAE", "draw_plan", "mix_styles"]
+__all__ = ["MixingPrior", "MixingPlan", "draw_plan", "mix_styles"]
 
 
 @dataclass(frozen=True)
@@ -75,14 +74,15 @@ def apply_plan(plan: MixingPlan | None, z: Tensor, styles: Tensor, mapping: nn.M
     return mix_styles(styles, w2, plan.cutoff, rows)
 
 
-class MarksPriorSamples:
-    """Objective mixin: announce the prior samples ``Z_f`` to a model that style-mixes them."""
+class MixingPrior(StandardNormal):
+    """N(0, I) whose samples a style decoder mixes: a prior sample drawn during a training step (the decoder's
+    random source has a step context) is announced to the decoder, which then mixes exactly those rows. Outside
+    a step (generating figures) nothing is announced and samples are not mixed. Otherwise it is N(0, I)."""
 
-    def prior_sample(self, model: IntroVAEModel, eps: Tensor) -> Tensor:
-        z = super().prior_sample(model, eps)  # type: ignore[misc]
-        mark = getattr(model, "mark_prior", None)
-        return mark(z) if mark is not None else z
+    def __init__(self, dim: int, decoder: nn.Module):
+        super().__init__(dim)
+        self._decoder = [decoder]  # a reference, not a submodule: the decoder belongs to the model, once
 
-
-class StyleSoftIntroVAE(MarksPriorSamples, SoftIntroVAE):
-    """Soft-IntroVAE (Algorithm 2, unchanged) whose prior samples the style model may mix."""
+    def rsample(self, eps: Tensor) -> Tensor:
+        decoder = self._decoder[0]
+        return decoder.mark_prior(eps) if decoder.random.context is not None else eps

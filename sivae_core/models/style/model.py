@@ -8,8 +8,8 @@ objective trains it unchanged; what it adds is the state that progressive, data-
 * a **random source** for the decoder's per-pixel noise and style mixing, announced per optimisation
   step with :meth:`StyleVAE.begin_step`, whose draws do not depend on how the global batch is split
   across processes (:mod:`.randomness`).
-* :meth:`StyleVAE.mark_prior`, through which an objective names its prior samples for style mixing
-  (:mod:`.mixing`).
+* its prior, :class:`~.mixing.MixingPrior`: N(0, I), whose samples drawn in a training step are announced to the
+  decoder for style mixing (:mod:`.mixing`), so every objective trains it unchanged.
 
 The trainer's duties: ``set_stage`` whenever the schedule moves (also on an EMA copy of the decoder:
 ``ema.stage = model.stage``); ``begin_step(step, seed, rank, world, per_rank_batch)`` before the encoder
@@ -27,6 +27,7 @@ from ..base import IntroVAEModel
 from .config import StyleConfig, paper_config
 from .decoder import StyleDecoder
 from .encoder import StyleEncoder
+from .mixing import MixingPrior
 from .randomness import StepContext
 from .stage import Stage
 
@@ -49,7 +50,9 @@ class StyleVAE(IntroVAEModel):
     def __init__(self, config: StyleConfig | None = None):
         config = config if config is not None else paper_config()
         r = config.resolution
-        super().__init__(StyleEncoder(config), StyleDecoder(config), (config.image_channels, r, r), config.z_dim)
+        decoder = StyleDecoder(config)
+        super().__init__(StyleEncoder(config), decoder, (config.image_channels, r, r), config.z_dim,
+                         MixingPrior(config.z_dim, decoder))
         self.config = config
 
     @property
