@@ -7,16 +7,18 @@ Each process draws the *same* global batch and noise from the same seeded genera
 gradients, and the average of the per-process batch means is the global batch mean. Logs, checkpoints and
 samples are written by rank 0 only (:attr:`Shard.is_main`).
 
-The two players are wrapped separately (``DistributedDataParallel(model.encoder)``, ``...(model.decoder)``)
-in a *view* of the model that shares its parameters, so checkpoints keep the plain parameter names. While
-one player takes its step, the other's wrapper is in ``no_sync()``: its parameters get no gradient in that
-step (the trainer calls ``backward(inputs=...)``), and DDP must not wait for one.
+The two players are wrapped separately (``DistributedDataParallel(model.encoder)``, ``...(model.decoder)``), and
+the wrappers take the players' places in the model only while a loss is computed (:meth:`Shard.step_of`): the
+objective's forward passes go through DDP, while checkpoints, the EMA, samplers and a progressive schedule see
+the plain model with its plain parameter names and its current attributes. While one player takes its step, the
+other's wrapper is in ``no_sync()``: its parameters get no gradient in that step (the trainer calls
+``backward(inputs=...)``), and DDP must not wait for one. (DDP decides in the forward pass whether a backward
+pass synchronises, so only the forward needs the context.)
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -78,32 +80,37 @@ class Shard:
             return torch.device("cuda", torch.cuda.current_device())
         return torch.device("cpu")
 
-    def wrap(self, model: IntroVAEModel) -> IntroVAEModel:
-        """A view of ``model`` whose encoder and decoder are DDP modules sharing the model's parameters."""
+    def wrap(self, model: IntroVAEModel) -> dict[str, DistributedDataParallel]:
+        """DDP wrappers of the model's encoder and decoder (none when not distributed); the parameters are shared."""
         if self.world == 1:
-            return model
+            return {}
         if any(p.requires_grad for p in model.prior.parameters()):
             raise NotImplementedError("data-parallel training of a learnable prior is not supported: its methods are "
                                       "called directly, which DistributedDataParallel cannot synchronise")
-        view = copy.copy(model)
-        view._modules = dict(model._modules)
         device = next(model.parameters()).device
         ids = [device.index] if device.type == "cuda" else None
-        for name in ("encoder", "decoder"):
-            # find_unused_parameters: a progressive model leaves the blocks of other resolutions unused.
-            view._modules[name] = DistributedDataParallel(model._modules[name], device_ids=ids,
-                                                          find_unused_parameters=True)
-        return view
+        # find_unused_parameters: a progressive model leaves the blocks of other resolutions unused.
+        return {name: DistributedDataParallel(getattr(model, name), device_ids=ids, find_unused_parameters=True)
+                for name in ("encoder", "decoder")}
 
     @contextlib.contextmanager
-    def step_of(self, view: IntroVAEModel, player: str | None) -> Iterator[None]:
-        """Run one player's loss (None: a joint loss): the other player's DDP module skips gradient sync."""
-        with contextlib.ExitStack() as stack:
-            if self.world > 1 and player is not None:
-                for name in ("encoder", "decoder"):
-                    if name not in PLAYERS[player]:
-                        stack.enter_context(view._modules[name].no_sync())
+    def step_of(self, model: IntroVAEModel, wrappers: dict[str, DistributedDataParallel],
+                player: str | None) -> Iterator[None]:
+        """Compute one player's loss (None: a joint loss) through the DDP wrappers; the other player's wrapper
+        skips gradient synchronisation. The plain modules are back in place afterwards."""
+        if not wrappers:
             yield
+            return
+        plain = {name: model._modules[name] for name in wrappers}
+        with contextlib.ExitStack() as stack:
+            for name, wrapper in wrappers.items():
+                model._modules[name] = wrapper
+                if player is not None and name not in PLAYERS[player]:
+                    stack.enter_context(wrapper.no_sync())
+            try:
+                yield
+            finally:
+                model._modules.update(plain)
 
 
 def init_distributed(device: torch.device) -> Shard:

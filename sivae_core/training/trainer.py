@@ -122,7 +122,7 @@ class Trainer:
         self.diverged: dict[int, int] = {}
         self.history: list[dict[str, Any]] = []
         self._setup_scale()
-        self.train_model = self.shard.wrap(model) if isinstance(model, IntroVAEModel) else model
+        self.wrappers = self.shard.wrap(model) if isinstance(model, IntroVAEModel) else {}
 
     def reset_optimizers(self) -> None:
         """Fresh Adam states and schedulers (progressive training resets them when the resolution grows)."""
@@ -188,10 +188,10 @@ class Trainer:
         if isinstance(self.model, Ensemble):
             return self.model.losses(objective, part, x, eps, hp, carry)
         noise, player = Noise(eps), (None if objective.joint else part)
-        with self.shard.step_of(self.train_model, player), self._autocast():
+        with self.shard.step_of(self.model, self.wrappers, player), self._autocast():
             if part == "encoder":
-                return objective.encoder_loss(self.train_model, x, noise, hp)
-            return objective.decoder_loss(self.train_model, x, noise, hp, carry or {})
+                return objective.encoder_loss(self.model, x, noise, hp)
+            return objective.decoder_loss(self.model, x, noise, hp, carry or {})
 
     def _check_finite(self, out: StepOutput, part: str) -> Tensor | None:
         """Raise :class:`NonFiniteLossError` on a NaN/inf loss; for an ensemble that drops diverged runs, record
