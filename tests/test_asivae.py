@@ -137,3 +137,12 @@ def test_settings_map_to_objectives():
     intro = setting_objective("introvae", "checkerboard", "C3", 10).hparams
     assert intro["beta_neg"] == 0.9 and intro["m"] == 8.0
     assert setting_objective("asivae", "8gaussians", "C2", 10).total_iters == 10
+
+
+def test_the_two_readings_of_the_printed_settings():
+    """Lu et al. print C1 = (0.3, 0.1, 0.9) without naming the arguments: read in the order of their description
+    it is beta_rec 0.3, beta_kl 0.1; in the argument order of the Soft-IntroVAE 2D code, beta_kl 0.3, beta_rec 0.1."""
+    a = setting_objective("sivae", "8gaussians", "C1", 10, "rec_kl_neg").hparams
+    b = setting_objective("sivae", "8gaussians", "C1", 10, "kl_rec_neg").hparams
+    assert (a["beta_rec"], a["beta_kl"], a["beta_neg"]) == (0.3, 0.1, 0.9)
+    assert (b["beta_rec"], b["beta_kl"], b["beta_neg"]) == (0.1, 0.3, 0.9)

@@ -14,23 +14,25 @@ from ..cli import device_of
 from ..objectives import Objective, make_objective
 from ..results import provenance, write_results
 from ..training.trainer import NonFiniteLossError, TrainConfig
-from .paper import AS_PAPER_TABLES, AS_SETTINGS, PAPER_HPARAMS
+from .paper import AS_READINGS, PAPER_HPARAMS, as_settings
 from .schedules import PAPER_2D, train_config
 from .toy2d import evaluate_runs, train_runs
 
-__all__ = ["AS_SETTINGS", "AS_PAPER_TABLES", "AS_METHODS", "setting_objective", "as_budget", "run_as_table",
+__all__ = ["AS_METHODS", "setting_objective", "as_budget", "run_as_table",
            "summarize", "add_arguments", "run"]
 
 AS_METHODS = ("vae", "introvae", "sivae", "asivae")
 
 
-def setting_objective(method: str, dataset: str, setting: str, total_iters: int, **as_options: object) -> Objective:
-    """The objective of ``method`` under setting C1-C3 on ``dataset``.
+def setting_objective(method: str, dataset: str, setting: str, total_iters: int, reading: str = "rec_kl_neg",
+                      **as_options: object) -> Objective:
+    """The objective of ``method`` under setting C1-C3 on ``dataset``, the printed triple read as ``reading``
+    (:data:`~sivae_core.experiments.paper.AS_READINGS`).
 
     VAE takes (beta_rec, beta_kl) of the setting; IntroVAE additionally its margin ``m`` from Table 5 of
     Daniel & Tamar (2021) (Lu et al. do not give one); S-IntroVAE and AS-IntroVAE take all three betas.
     """
-    hp = dict(AS_SETTINGS[setting])
+    hp = dict(as_settings(reading)[setting])
     if method == "vae":
         hp.pop("beta_neg")
     if method == "introvae":
@@ -47,7 +49,7 @@ def as_budget(iterations: int, batch_size: int = 512) -> TrainConfig:
 
 def run_as_table(datasets=("8gaussians", "checkerboard"), settings=("C1", "C2", "C3"), methods=AS_METHODS,
                  seeds=(0, 1, 2), iterations: int = 30_000, batch_size: int = 512, hidden: int = 256,
-                 device: str = "cpu", **as_options: object) -> list[dict]:
+                 device: str = "cpu", readings=("rec_kl_neg",), **as_options: object) -> list[dict]:
     """Train every (method, setting, dataset, seed) and return one record per run with its Table 2 metrics.
 
     Runs of one method on one dataset are trained together as a vectorized ensemble (on a GPU that is
@@ -65,11 +67,12 @@ def run_as_table(datasets=("8gaussians", "checkerboard"), settings=("C1", "C2", 
     for method in methods:
         for ds in datasets:
             runs, keys = [], []
-            for st in settings:
-                for seed in seeds:
-                    obj = setting_objective(method, ds, st, iterations - config.vae_warmup, **as_options)
-                    runs.append((ds, obj, seed))
-                    keys.append({"method": method, "dataset": ds, "setting": st, "seed": seed})
+            for reading in readings:
+                for st in settings:
+                    for seed in seeds:
+                        obj = setting_objective(method, ds, st, iterations - config.vae_warmup, reading, **as_options)
+                        runs.append((ds, obj, seed))
+                        keys.append({"method": method, "dataset": ds, "setting": st, "reading": reading, "seed": seed})
             try:
                 metrics = train_and_evaluate(runs)
             except NonFiniteLossError:
@@ -84,10 +87,13 @@ def run_as_table(datasets=("8gaussians", "checkerboard"), settings=("C1", "C2", 
     return records
 
 
-def summarize(records: list[dict], metric: str) -> dict[str, dict[str, dict[str, tuple[float, float, int]]]]:
-    """(mean, std, n finite) of ``metric`` over seeds, by dataset -> setting -> method."""
+def summarize(records: list[dict], metric: str, reading: str | None = None) -> dict[str, dict[str, dict[str, tuple]]]:
+    """(mean, std, n finite) of ``metric`` over seeds, by dataset -> setting -> method (of one ``reading`` of the
+    settings when the records hold several)."""
     out: dict = {}
     for r in records:
+        if reading is not None and r.get("reading", "rec_kl_neg") != reading:
+            continue
         out.setdefault(r["dataset"], {}).setdefault(r["setting"], {}).setdefault(r["method"], []).append(r[metric])
     for ds in out.values():
         for st in ds.values():
@@ -107,17 +113,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--form", default="paper", choices=["paper", "code"])
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--hidden", type=int, default=256, help="MLP width (paper: 256)")
+    p.add_argument("--readings", nargs="+", default=list(AS_READINGS), choices=list(AS_READINGS),
+                   help="how the printed settings C1-C3 map to (beta_rec, beta_kl, beta_neg); default: both")
 
 
 def run(args: argparse.Namespace) -> int:
     device = device_of(args)
     prov = provenance(device)
     records = run_as_table(datasets=args.datasets, methods=args.methods, seeds=args.seeds, iterations=args.iters,
-                           batch_size=args.batch_size, hidden=args.hidden, device=device, form=args.form)
+                           batch_size=args.batch_size, hidden=args.hidden, device=device, readings=args.readings,
+                           form=args.form)
     write_results(args.out, {"iterations": args.iters, "paper_iterations": 30_000, "seeds": args.seeds,
                              "form": args.form, "batch_size": args.batch_size, "hidden": args.hidden,
-                             "paper_batch_size": 512, "paper_hidden": 256, "settings": AS_SETTINGS, "runs": records,
-                             "summary": {m: summarize(records, m) for m in ("kl", "jsd", "jsd_standard")}},
+                             "paper_batch_size": 512, "paper_hidden": 256,
+                             "budget": {"fraction_of_paper": round(args.iters / 30_000, 4), "seeds": len(args.seeds),
+                                        "hidden": args.hidden, "paper_hidden": 256},
+                             "settings": {r: as_settings(r) for r in args.readings}, "runs": records,
+                             "summary": {r: {m: summarize(records, m, r) for m in ("kl", "jsd", "jsd_standard")}
+                                         for r in args.readings}},
                   provenance_override=prov)
     print(f"wrote {args.out}")
     return 0
