@@ -58,7 +58,8 @@ def main() -> int:
         start = time.time()
         print(f"executing {nb.relative_to(ROOT)} ...", flush=True)
         pm.execute_notebook(str(nb), str(target), parameters=params, cwd=str(nb.parent),
-                            kernel_name="python3", progress_bar=False, request_save_on_cell_execute=False)
+                            kernel_name="python3", progress_bar=False, request_save_on_cell_execute=False,
+                            execution_timeout=1800)  # a cell that hangs fails the run instead of blocking it
         print(f"  done in {time.time() - start:.0f} s -> {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}",
               flush=True)
     return 0

@@ -32,10 +32,19 @@ RESULTS_PACKAGE = "sivae_core.stored_results"
 
 
 def results_root() -> Traversable:
-    """``$SIVAE_RESULTS`` if set, else the stored results installed with the package."""
+    """``$SIVAE_RESULTS`` if set, else the stored results installed with the package, else (a source tree put on
+    ``sys.path`` without installing it) ``book/results`` in the working directory or a folder above it."""
     if os.environ.get("SIVAE_RESULTS"):
         return Path(os.environ["SIVAE_RESULTS"]).expanduser()
-    return resources.files(RESULTS_PACKAGE)
+    try:
+        return resources.files(RESULTS_PACKAGE)
+    except ModuleNotFoundError:
+        cwd = Path.cwd()
+        found = next((d / "book" / "results" for d in (cwd, *cwd.parents) if (d / "book" / "results").is_dir()), None)
+        if found is None:
+            raise FileNotFoundError(f"no stored results: {RESULTS_PACKAGE} is not installed and no book/results folder "
+                                    f"is in {cwd} or above; install the package or set $SIVAE_RESULTS") from None
+        return found
 
 
 def available(prefix: str = "") -> list[str]:
