@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import platform
 import shlex
@@ -24,8 +25,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["RESULTS_PACKAGE", "results_root", "available", "load", "resource", "command_line", "provenance",
-           "write_results"]
+__all__ = ["RESULTS_PACKAGE", "results_root", "available", "load", "resource", "budget_block", "budget_line",
+           "command_line", "provenance", "write_results"]
 
 #: The package that holds the stored results (the folder ``book/results`` of the repository).
 RESULTS_PACKAGE = "sivae_core.stored_results"
@@ -65,6 +66,35 @@ def resource(name: str) -> Traversable:
 def load(name: str) -> dict[str, Any]:
     """The stored result record ``name`` (with or without ``.json``) as a dict."""
     return json.loads(resource(name if name.endswith(".json") else name + ".json").read_text())
+
+
+def budget_block(description: str, fraction_of_paper: float | None, **facts: Any) -> dict[str, Any]:
+    """The ``budget`` entry every stored result carries: what the run cost in words (``description``), as a
+    fraction of the paper's budget for the same result (compute: iterations or images seen, times seeds; ``None``
+    for what is not a training run, e.g. a benchmark), and any facts worth keeping (CPU seconds, ...)."""
+    if fraction_of_paper is not None and not 0 < fraction_of_paper:
+        raise ValueError(f"fraction_of_paper must be positive, got {fraction_of_paper}")
+    return {"description": description, "fraction_of_paper": fraction_of_paper, **facts}
+
+
+def budget_line(record: dict[str, Any]) -> str:
+    """The label the book prints beside every stored number: budget, its fraction of the paper's, hardware and
+    commit, e.g. ``"2,000 of 30,000 iterations, 3 of 5 seeds (4.0% of the paper's budget); CPU x86_64 ...;
+    commit 83d8699"``. A record without a budget block is an error: the book shows no number without its cost."""
+    budget = record.get("budget")
+    if not isinstance(budget, dict) or "description" not in budget:
+        raise KeyError("this stored result has no budget block (budget.description, budget.fraction_of_paper); "
+                       "regenerate it with the command in its provenance")
+    fraction = budget.get("fraction_of_paper")
+    share = "" if fraction is None else (" (the paper's full budget)" if fraction >= 1 else
+                                         f" ({_percent(fraction)} of the paper's budget)")
+    prov = record.get("provenance", {})
+    return f"{budget['description']}{share}; {prov.get('hardware', 'unknown hardware')}; commit {prov.get('commit', '?')[:7]}"
+
+
+def _percent(fraction: float) -> str:
+    digits = max(0, min(3, -int(math.floor(math.log10(fraction * 100))) + 1)) if fraction < 0.1 else 0
+    return f"{fraction * 100:.{digits}f}%"
 
 
 def _commit() -> str:

@@ -25,6 +25,9 @@ def test_images_cli_trains_every_method(tmp_path, method):
           "--results", str(tmp_path / "r.json")])
     m = json.loads((out / "metrics.json").read_text())
     assert m["method"] == method and m["budget"]["iterations"] == 4
+    # 4 x 64 images of the paper's 200 epochs x 60,000; the narrower network and z are said, not counted
+    assert m["budget"]["fraction_of_paper"] == pytest.approx(4 * 64 / (200 * 60_000))
+    assert m["budget"]["description"].startswith("4 iterations x batch 64 (0.00 of the paper's 200 epochs), channels (4, 8)")
     assert m["frechet"]["value"] > 0 and 0 <= m["samples_recognized"]["recognized"] <= 1
     assert json.loads((tmp_path / "r.json").read_text())["provenance"]["command"]
     for png in ("samples.png", "reconstructions.png", "interpolation.png"):
@@ -39,7 +42,7 @@ def test_ood_cli_reports_aurocs_and_breakdown(tmp_path):
     main(["images", "--dataset", "mnist", "--method", "sivae", "--fast", "ood", "--iterations", "30", "--subset", "512",
           "--channels", "4", "8", "--z-dim", "4", "--n-fake", "100", "--root", str(root), "--out", str(run)])
     main(["ood", "--model", str(run), "--in-dist", "mnist", "--ood", "fmnist", "--n", "300", "--root", str(root),
-          "--device", "cpu", "--out", str(tmp_path / "ood")])
+          "--device", "cpu", "--out", str(tmp_path / "ood"), "--results", str(tmp_path / "book" / "ood_x.json")])
     m = json.loads((tmp_path / "ood" / "metrics.json").read_text())
     b = m["breakdown"]
     # Even 30 iterations tell digits from garments by reconstruction. The pooled AUROC is the average of the
@@ -53,6 +56,9 @@ def test_ood_cli_reports_aurocs_and_breakdown(tmp_path):
     assert m["decoder_variance"] == 0.25  # the model's own likelihood: sigma^2 = 1 / (2 beta_rec)
     assert m["model_settings"]["amp"] == "fast" and m["model_settings"]["beta_rec"] == 2.0
     assert m["training"]["precision"] == ("bf16" if cpu_bf16_is_fast() else "fp32")  # what this CPU got, recorded
+    stored = json.loads((tmp_path / "book" / "ood_x.json").read_text())  # the histogram travels with the result
+    assert stored["budget"]["fraction_of_paper"] == pytest.approx(30 * 64 / (200 * 60_000))
+    assert (tmp_path / "book" / stored["histogram"]).stat().st_size > 1000
 
 
 def test_fast_budgets_are_named_and_checked():

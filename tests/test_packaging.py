@@ -44,3 +44,37 @@ def test_non_editable_install_reads_every_stored_result(tmp_path):
     stored = sorted(p.stem for p in (ROOT / "book" / "results").glob("*.json"))
     assert got["names"] == stored and len(stored) > 10
     assert all(c for c in got["provenance"])
+
+
+def test_every_stored_result_says_its_budget_and_was_made_by_committed_code():
+    """The book prints a budget beside every stored number: each record has one, names a clean commit, and a
+    command a reader can rerun (no absolute paths of the machine that made it)."""
+    from sivae_core import results
+
+    names = results.available()
+    assert names
+    for name in names:
+        rec = results.load(name)
+        line = results.budget_line(rec)
+        assert rec["provenance"]["commit"][:7] in line, name
+        assert "dirty" not in rec["provenance"]["commit"], f"{name}: made by uncommitted code"
+        assert not any(part.startswith("/") for part in rec["provenance"]["command"].split()), \
+            f"{name}: command has absolute paths: {rec['provenance']['command']}"
+        for png in [rec["histogram"]] if "histogram" in rec else []:
+            assert results.resource(png).is_file(), f"{name}: its figure {png} is missing"
+
+
+def test_budget_line_states_the_fraction_and_refuses_a_record_without_budget():
+    from sivae_core.results import budget_block, budget_line
+
+    rec = {"provenance": {"hardware": "CPU x86_64", "commit": "0123456789abc"},
+           "budget": budget_block("2,000 of 30,000 iterations, 3 of 5 seeds", 2000 / 30000 * 3 / 5)}
+    assert budget_line(rec) == ("2,000 of 30,000 iterations, 3 of 5 seeds (4.0% of the paper's budget); CPU x86_64; "
+                                "commit 0123456")
+    rec["budget"]["fraction_of_paper"] = 1.0
+    assert "(the paper's full budget)" in budget_line(rec)
+    del rec["budget"]
+    import pytest
+
+    with pytest.raises(KeyError, match="no budget block"):
+        budget_line(rec)

@@ -15,7 +15,7 @@ from ..objectives import Objective, make_objective
 from ..results import provenance, write_results
 from ..training.trainer import NonFiniteLossError, TrainConfig
 from .paper import AS_READINGS, PAPER_HPARAMS, as_settings
-from .schedules import PAPER_2D, train_config
+from .schedules import PAPER_2D, budget_2d, train_config
 from .toy2d import evaluate_runs, train_runs
 
 __all__ = ["AS_METHODS", "setting_objective", "as_budget", "run_as_table",
@@ -126,8 +126,7 @@ def run(args: argparse.Namespace) -> int:
     write_results(args.out, {"iterations": args.iters, "paper_iterations": 30_000, "seeds": args.seeds,
                              "form": args.form, "batch_size": args.batch_size, "hidden": args.hidden,
                              "paper_batch_size": 512, "paper_hidden": 256,
-                             "budget": {"fraction_of_paper": round(args.iters / 30_000, 4), "seeds": len(args.seeds),
-                                        "hidden": args.hidden, "paper_hidden": 256},
+                             "budget": budget_2d(args.iters, len(args.seeds), args.batch_size, args.hidden, paper_seeds=None),
                              "settings": {r: as_settings(r) for r in args.readings}, "runs": records,
                              "summary": {r: {m: summarize(records, m, r) for m in ("kl", "jsd", "jsd_standard")}
                                          for r in args.readings}},

@@ -19,7 +19,7 @@ from ..metrics.histogram import histogram_divergences
 from ..metrics.latent import encode_all, leakage_score, symmetric_kl
 from ..models.base import IntroVAEModel
 from ..objectives import make_objective
-from ..results import provenance, write_results
+from ..results import budget_block, provenance, write_results
 from .paper import PAPER_HPARAMS
 from .schedules import PAPER_2D, Schedule, train_config
 from .toy2d import train_runs
@@ -104,6 +104,9 @@ def run(args: argparse.Namespace) -> int:
                 runs.append(rec)
     write_results(args.out, {"iterations": args.iters, "dataset": args.dataset, "hidden": args.hidden,
                              "batch_size": args.batch_size, "seeds": args.seeds, "regularizers": REGULARIZERS,
-                             "leak_taus": LEAK_TAUS, "runs": runs}, provenance_override=prov)
+                             "leak_taus": LEAK_TAUS, "runs": runs,
+                             "budget": budget_block(f"{args.iters:,} iterations x batch {args.batch_size}, width {args.hidden}, "
+                                                    f"{len(args.seeds)} seed(s); Bhalodia et al. (2020) state no 2D budget",
+                                                    None)}, provenance_override=prov)
     print(f"wrote {args.out}")
     return 0

@@ -41,7 +41,7 @@ from ..metrics.latent import aggregate_log_prob, encode_all, leakage_score, samp
 from ..models.base import IntroVAEModel, seeded
 from ..models.resnet import ResNetVAE
 from ..objectives import Objective, make_objective
-from ..results import provenance, write_results
+from ..results import budget_block, provenance, write_results
 from ..training.samplers import TensorSampler
 from ..training.trainer import Trainer
 from .dpvae_2d import REGULARIZER_WEIGHTS
@@ -131,6 +131,15 @@ def evaluate_image_dpvae(model: IntroVAEModel, dataset: str = "mnist", root: str
             "lp_recognized": recognized_classes(lp_samples, net, dataset)["recognized"]}
 
 
+def _budget(s: ImageSettings, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per model: the image chapter's iterations; Bhalodia et al. (2020) do not state theirs, so no fraction."""
+    cpu = [r["cpu_seconds"] for r in runs]
+    text = (f"{runs[-1]['iterations']:,} iterations x batch {s.batch_size} ({runs[-1]['epochs']:.2f} epochs) per model, "
+            f"channels {tuple(s.channels)}, z {s.z_dim}, {min(cpu) / 60:.0f}-{max(cpu) / 60:.0f} CPU-min each; "
+            "the paper states no training budget")
+    return budget_block(text, None)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--methods", nargs="+", default=list(IMAGE_REGULARIZERS), choices=[*IMAGE_REGULARIZERS, "sivae"],
                    help="regularizers, and 'sivae' for Soft-IntroVAE with and without the decoupled prior")
@@ -160,7 +169,7 @@ def run(a: argparse.Namespace) -> int:
             write_results(out, {"dataset": s.dataset, "settings": {k: v for k, v in vars(s).items() if k != "extra"},
                                 "regularizers": IMAGE_REGULARIZERS, "leak_taus": LEAK_TAUS,
                                 "evaluation": {**evaluation, "feature_net": "FeatureNet (sivae_core/assets), eval mode"},
-                                "runs": runs},
+                                "runs": runs, "budget": _budget(s, runs)},
                           provenance_override=prov)
     print(f"wrote {out}")
     return 0

@@ -24,6 +24,7 @@ from ..data import ImageData, load_dataset
 from ..models.base import IntroVAEModel, seeded
 from ..models.resnet import ConditionalResNetVAE, ResNetVAE, build_model
 from ..objectives import Objective, make_objective
+from ..results import budget_block
 from ..training.callbacks import Callback, time_budget
 from ..training.checkpoint import load_checkpoint_file, save_checkpoint_file
 from ..training.precision import autocast_dtype
@@ -183,6 +184,24 @@ def _save_run(out: Path, s: ImageSettings, model: IntroVAEModel, trainer: Traine
                                                 "history_tail": trainer.history[-3:]}, indent=2, default=str))
 
 
+#: Training-set sizes of the paper's runs, against which a run's images seen are a fraction of the paper's.
+PAPER_TRAIN_IMAGES = {"mnist": 60_000, "fmnist": 60_000, "cifar10": 50_000}
+
+
+def _budget(s: ImageSettings, info: dict[str, Any]) -> dict[str, Any]:
+    """The stored-result budget of an image run: images seen against the paper's epochs over the full training
+    set (a narrower network or a CPU-minute cap makes the real share of compute smaller still: both are said)."""
+    paper = settings(s.dataset, s.method, fast=False)
+    fraction = info["images_seen"] / (paper.epochs * PAPER_TRAIN_IMAGES[s.dataset])
+    epochs = info["images_seen"] / PAPER_TRAIN_IMAGES[s.dataset]
+    text = f"{info['iterations']:,} iterations x batch {s.batch_size} ({epochs:.2f} of the paper's {paper.epochs:g} epochs)"
+    if tuple(s.channels) != tuple(paper.channels) or s.z_dim != paper.z_dim:
+        text += f", channels {tuple(s.channels)} and z {s.z_dim} (paper {tuple(paper.channels)}, {paper.z_dim})"
+    if info["device"] == "cpu":
+        text += f", {info['cpu_seconds_total'] / 60:.1f} CPU-min"
+    return budget_block(text, fraction)
+
+
 def train_images(s: ImageSettings, out: str | Path | None = None, device: str | None = None, root: str | None = None,
                  progress: bool = True, compile: bool = False, grid_every: int = 0, data: ImageData | None = None,
                  command: str | None = None, callbacks: Sequence[Callback] = ()) -> tuple[IntroVAEModel, Trainer, dict[str, Any]]:
@@ -217,6 +236,7 @@ def train_images(s: ImageSettings, out: str | Path | None = None, device: str | 
             "wall_seconds": round(time.perf_counter() - wall0, 1), "torch_threads": torch.get_num_threads(),
             "stopped_by_cpu_budget": trainer.stopped_early, "device": str(dev), "precision": precision or "fp32",
             "command": command}
+    info.update(_budget(s, info))
     model.eval()
     if out:
         _save_run(out, s, model, trainer, data, info, dev)

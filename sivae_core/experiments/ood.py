@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from ..data import DATASETS, load_dataset, to_float
 from ..elbo import decoder_logvar
 from ..metrics import auroc, elbo_parts, elbo_score, iw_log_likelihood
 from ..metrics.likelihood import LOG_HALF
-from ..results import write_results
+from ..results import budget_block, write_results
 from ..viz.ood import plot_histograms
 from .images import load_run
 
@@ -82,6 +83,13 @@ def score_breakdown(model, in_dist: str, ood: str, n: int | None = None, root: s
             "mean_log_px_given_z": {"in": round(float(rec_in.mean()), 2), "ood": round(float(rec_ood.mean()), 2)}}
 
 
+def _budget(info: dict, model_dir: str) -> dict:
+    """The scored model's training budget (written by ``python -m sivae_core images``)."""
+    if "description" not in info:
+        raise KeyError(f"{model_dir}/train.json records no budget (a run folder from an older version): retrain it")
+    return budget_block(info["description"], info["fraction_of_paper"])
+
+
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--model", required=True, help="run folder written by python -m sivae_core images")
     ap.add_argument("--in-dist", required=True, choices=DATASETS)
@@ -107,7 +115,7 @@ def run(a: argparse.Namespace) -> int:
     for k, v in scores.items():
         ax = plot_histograms(v, a.in_dist, a.ood, f"{state['settings']['method']}: {k}")
         ax.figure.tight_layout()
-        ax.figure.savefig(out / f"hist_{k}.png", dpi=120)
+        ax.figure.savefig(out / f"hist_{k}.png", dpi=80)
         plt.close(ax.figure)
     np.savez_compressed(out / "scores.npz", **{f"{s}_{k}": v for s, d in scores.items() for k, v in d.items()})
     metrics = {"in_dist": a.in_dist, "ood": a.ood, "method": state["settings"]["method"], **aurocs(scores),
@@ -115,9 +123,11 @@ def run(a: argparse.Namespace) -> int:
                "decoder_variance": round(math.exp(logvar), 6),
                "breakdown": score_breakdown(model, a.in_dist, a.ood, a.n, a.root, device=device, decoder_logvar=logvar),
                "mean_scores": {s: {k: round(float(v.mean()), 2) for k, v in d.items()} for s, d in scores.items()},
-               "training": state["info"], "model_settings": state["settings"]}
+               "training": state["info"], "model_settings": state["settings"], "budget": _budget(state["info"], a.model)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    if a.results:
-        write_results(a.results, metrics, device=device)
+    if a.results:  # the ELBO histogram travels with the stored result, as a small PNG beside it
+        results = Path(a.results)
+        write_results(results, {**metrics, "histogram": results.stem + "_hist_elbo.png"}, device=device)
+        shutil.copy(out / "hist_elbo.png", results.with_name(results.stem + "_hist_elbo.png"))
     print(json.dumps({k: v for k, v in metrics.items() if k.startswith("auroc")}, indent=2))
     return 0

@@ -17,9 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..results import budget_block
 from ..training.trainer import TrainConfig
 
-__all__ = ["Schedule", "PAPER_2D", "SHORT", "train_config"]
+__all__ = ["Schedule", "PAPER_2D", "SHORT", "train_config", "budget_2d"]
 
 
 @dataclass(frozen=True)
@@ -42,3 +43,18 @@ SHORT = Schedule(0.1, (0.8, 0.9))
 def train_config(iterations: int = 30_000, schedule: Schedule = PAPER_2D, **overrides: Any) -> TrainConfig:
     """A :class:`TrainConfig` of ``iterations`` with ``schedule`` (default: the paper's 2D budget), then ``overrides``."""
     return replace(TrainConfig(), **{**schedule.scale(iterations), **overrides})
+
+
+def budget_2d(iterations: int, seeds: int, batch_size: int = 512, hidden: int = 256,
+              paper_seeds: int | None = 5) -> dict[str, Any]:
+    """The budget block of a 2D result against the paper's 2D protocol (Daniel & Tamar 2021, Sec. 9.2.1: 30,000
+    iterations of batch 512, MLPs of width 256; Table 2 averages 5 seeds). The fraction counts samples seen
+    (iterations x batch, times seeds when the paper states its seeds); a narrower MLP is said, not counted."""
+    fraction = iterations * batch_size / (30_000 * 512) * (seeds / paper_seeds if paper_seeds else 1.0)
+    text = f"{iterations:,} of 30,000 iterations, " + (f"{seeds} of {paper_seeds} seeds" if paper_seeds else
+                                                         f"{seeds} seed{'s' if seeds > 1 else ''}")
+    if batch_size != 512:
+        text += f", batch {batch_size} (paper 512)"
+    if hidden != 256:
+        text += f", width {hidden} (paper 256)"
+    return budget_block(text, fraction)

@@ -31,7 +31,7 @@ from ..training.ensemble import Ensemble
 from ..training.samplers import Sampler
 from ..training.trainer import Trainer
 from .paper import AS_READINGS, PAPER_HPARAMS, as_settings
-from .schedules import PAPER_2D, train_config
+from .schedules import PAPER_2D, budget_2d, train_config
 
 if TYPE_CHECKING:
     from .suite import JobContext
@@ -161,12 +161,9 @@ def run_toy2d(ctx: JobContext) -> dict[str, Any]:
         records += rec
         samples.update(smp)
     np.savez_compressed(ctx.out / "suite_2d_samples.npz", **samples)
-    fraction = done / PAPER_ITERATIONS
     ctx.write("suite_2d", {
-        "budget": {"iterations": done, "paper_iterations": PAPER_ITERATIONS, "seeds": list(seeds),
-                   "paper_seeds": 5, "fraction_of_paper": round(fraction * len(seeds) / 5, 6),
-                   "batch_size": batch, "hidden": hidden, "schedule": "PAPER_2D (warm-up 2/30, drops 1/3, 1/2)",
-                   "smoke": smoke},
+        "budget": {**budget_2d(done, len(seeds), batch, hidden), "iterations": done, "seeds": list(seeds),
+                   "schedule": "PAPER_2D (warm-up 2/30, drops 1/3, 1/2)", "smoke": smoke},
         "metric_scale": METRIC_SCALE, "groups": [{"method": g.method, "options": g.options, "runs": len(g.runs)}
                                                  for g in groups],
         "runs": records})

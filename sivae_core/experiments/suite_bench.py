@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..results import budget_block
+
 if TYPE_CHECKING:
     from .suite import JobContext
 
@@ -52,5 +54,5 @@ def run_bench(ctx: JobContext) -> dict[str, Any]:
             figures[name] = parse_lines(done.stdout)
         except subprocess.TimeoutExpired as err:
             figures[name] = {"stopped_at_deadline": True, **parse_lines(err.stdout or "")}
-    ctx.write("suite_bench", {"figures": figures})
+    ctx.write("suite_bench", {"figures": figures, "budget": budget_block("benchmark: timed steps, no training result", None)})
     return {k: len(v) for k, v in figures.items()}

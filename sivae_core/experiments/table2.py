@@ -15,7 +15,7 @@ import numpy as np
 from ..cli import device_of
 from ..results import provenance, write_results
 from .paper import PAPER_TABLE2
-from .schedules import PAPER_2D, train_config
+from .schedules import PAPER_2D, budget_2d, train_config
 from .toy2d import evaluate_runs, paper_objective, train_runs
 
 __all__ = ["summarize", "table2_cells", "table2_markdown", "add_arguments", "run"]
@@ -79,7 +79,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     device = device_of(args)
     prov = provenance(device)  # taken at launch: the commit that trained, not the one at the end
-    results: dict = {"iterations": args.iters, "paper_iterations": 30_000, "seeds": args.seeds, "cells": {}}
+    results: dict = {"iterations": args.iters, "paper_iterations": 30_000, "seeds": args.seeds,
+                     "budget": budget_2d(args.iters, len(args.seeds)), "cells": {}}
     start = time.time()
     for method in args.methods:
         runs = [(ds, paper_objective(method, ds), seed) for ds in args.datasets for seed in args.seeds]
