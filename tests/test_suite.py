@@ -4,14 +4,18 @@ job keeps to its share of the budget (fake clock)."""
 import json
 import tarfile
 
+import numpy as np
 import pytest
 import torch
 
 from sivae_core import SoftIntroVAE, TrainConfig, Trainer, seeded
 from sivae_core.cli import main
 from sivae_core.data.toy2d import ToySampler
+from sivae_core.experiments.paper import PAPER_TABLE2
 from sivae_core.experiments.suite import JOBS, Job, run_suite
+from sivae_core.experiments.table2 import cells_from_records, margin_sweep
 from sivae_core.models import ToyVAE
+from sivae_core.results import budget_line
 
 from .conftest import require_data
 
@@ -34,8 +38,16 @@ def test_smoke_runs_every_job_and_packs_its_results(tmp_path, one_thread):
     figures = {r["figure"] for r in toy["runs"]}
     assert figures == {"table2", "fig3", "fig21", "as_table", "readings"}
     assert {r["reading"] for r in toy["runs"] if r["figure"] == "as_table"} == {"rec_kl_neg", "kl_rec_neg"}
-    assert toy["budget"]["fraction_of_paper"] == pytest.approx(40 / 30_000 / 5, rel=0.01)
+    # 40 iterations of batch 64, 1 seed, against 30,000 of batch 512 and 5 seeds
+    assert toy["budget"]["fraction_of_paper"] == pytest.approx(40 * 64 / (30_000 * 512) / 5, rel=0.01)
     assert toy["provenance"]["command"] and toy["provenance"]["hardware"]
+    assert budget_line(toy).startswith("40 of 30,000 iterations, 1 of 5 seeds, batch 64 (paper 512), width 16")
+    # what the 2D chapter draws from it: Table 2 cells and Fig. 3's margin curve
+    cells = cells_from_records(toy["runs"])
+    assert set(cells) == {"8gaussians", "checkerboard"} and set(cells["8gaussians"]) == {"vae", "introvae", "sivae"}
+    assert cells["8gaussians"]["sivae"]["paper"] == PAPER_TABLE2["8gaussians"]["sivae"]
+    margins, intro, soft = margin_sweep(toy["runs"])
+    assert margins == [1.0, 8.0] and intro.shape == (2, 2) and soft.shape == (2,) and np.isfinite(soft).all()
 
 
 def test_jobs_keep_to_their_budget_and_a_failure_does_not_stop_the_plan(tmp_path):
@@ -74,3 +86,24 @@ def test_jobs_keep_to_their_budget_and_a_failure_does_not_stop_the_plan(tmp_path
     assert jobs["fails"]["status"].startswith("failed: RuntimeError") and jobs["quick"]["status"] == "done"
     assert jobs["quick"]["allotted_s"] == pytest.approx(90.0 - jobs["trains"]["wall_s"])  # the failed job's time passes on
     assert summary["wall_s"] <= 90.0
+
+
+def test_a_benchmark_stopped_at_its_deadline_keeps_the_figures_it_printed(tmp_path, monkeypatch):
+    """subprocess hands back a timed-out child's output as bytes even with text=True: the figures printed
+    before the deadline are still parsed and kept."""
+    import subprocess
+
+    from sivae_core.experiments import suite_bench
+
+    def timeout(cmd, **kw):
+        raise subprocess.TimeoutExpired(cmd, kw["timeout"], output=b"steps_per_s: 12.5\nratio_vs_loop: 3.0\n")
+
+    monkeypatch.setattr(suite_bench.subprocess, "run", timeout)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "benchmarks").mkdir()
+    written = {}
+    ctx = type("Ctx", (), {"smoke": True, "device": torch.device("cpu"), "seconds_left": lambda self: 60.0,
+                           "write": lambda self, name, rec: written.update({name: rec})})()
+    suite_bench.run_bench(ctx)
+    figures = written["suite_bench"]["figures"]
+    assert figures["bench_2d"] == {"stopped_at_deadline": True, "steps_per_s": 12.5, "ratio_vs_loop": 3.0}

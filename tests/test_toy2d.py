@@ -11,7 +11,14 @@ import torch
 import torch.nn.functional as F
 
 from sivae_core.data.toy2d import DATASETS, sample
-from sivae_core.metrics.histogram import _grid, energy, grid_normalized_elbo, histogram_divergences, mode_coverage
+from sivae_core.metrics.histogram import (
+    _grid,
+    energy,
+    finds_all_modes,
+    grid_normalized_elbo,
+    histogram_divergences,
+    mode_coverage,
+)
 from sivae_core.models import ToyVAE, seeded
 
 
@@ -26,6 +33,16 @@ def test_eight_gaussians_geometry():
     assert abs(radius.std().item() - 0.02 / 1.414) < 2e-3
     covered, on_mode = mode_coverage(x, radius_tol=0.1)
     assert covered == 8 and on_mode == 1.0
+
+
+def test_mode_check_fails_a_ring_through_the_modes():
+    """The check the 2D chapters assert: a ring through the eight modes covers all of them, yet fails."""
+    t = 2 * math.pi * torch.rand(5000, generator=g(5))
+    ring = (2 / 1.414) * torch.stack([t.cos(), t.sin()], dim=1)
+    covered, on_mode = mode_coverage(ring)
+    assert covered == 8 and 0.3 < on_mode < 0.4  # 8 arcs of length 0.4 on a circle of length 8.9
+    assert not finds_all_modes(ring) and finds_all_modes(sample("8gaussians", 5000, g()))
+    assert not finds_all_modes(sample("8gaussians", 5000, g())[:, :1].repeat(1, 2))  # a diagonal line
 
 
 @pytest.mark.parametrize("name", sorted(DATASETS))

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from ..cli import device_of
-from ..results import provenance, write_results
+from ..results import budget_block, provenance, write_results
 from ..training.callbacks import Callback, time_budget
 from .suite_2d import run_toy2d
 from .suite_bench import run_bench
@@ -87,6 +87,7 @@ def run_suite(plan: list[Job], budget_s: float, out: Path, device: torch.device,
     """Run ``plan`` in order within ``budget_s`` seconds of ``clock``; each job gets its share of what is left."""
     start, prov = clock(), prov or provenance(device)
     summary: dict[str, Any] = {"provenance": prov, "budget_s": budget_s, "device": str(device), "smoke": smoke,
+                               "budget": budget_block("the suite's run report; each job's result states its budget", None),
                                "jobs": {}}
     for i, job in enumerate(plan):
         left = budget_s - (clock() - start)

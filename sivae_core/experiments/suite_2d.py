@@ -92,8 +92,9 @@ def plan_2d(seeds: tuple[int, ...], datasets: tuple[str, ...] = TABLE2_DATASETS,
     shared = {k: intro[k] for k in ("beta_rec", "beta_kl", "beta_neg")}
     groups["sivae"].runs += [Run({"figure": "fig3", "m": None}, "8gaussians", shared, s) for s in seeds]
     collapse = {"beta_rec": 0.5, "beta_kl": 1.0}
-    groups["vae"].runs += [Run({"figure": "fig21"}, "8gaussians", collapse, s) for s in seeds]
-    groups["sivae"].runs += [Run({"figure": "fig21"}, "8gaussians", {**collapse, "beta_neg": 5.0}, s) for s in seeds]
+    groups["vae"].runs += [Run({"figure": "fig21", "method": "vae"}, "8gaussians", collapse, s) for s in seeds]
+    groups["sivae"].runs += [Run({"figure": "fig21", "method": "sivae"}, "8gaussians", {**collapse, "beta_neg": 5.0}, s)
+                             for s in seeds]
     for reading in AS_READINGS:
         for name, setting in as_settings(reading).items():
             for ds in as_datasets:

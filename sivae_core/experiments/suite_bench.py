@@ -53,6 +53,7 @@ def run_bench(ctx: JobContext) -> dict[str, Any]:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=left, env={**os.environ}, check=True)
             figures[name] = parse_lines(done.stdout)
         except subprocess.TimeoutExpired as err:
-            figures[name] = {"stopped_at_deadline": True, **parse_lines(err.stdout or "")}
+            out = err.stdout or b""  # a timeout hands back bytes even with text=True
+            figures[name] = {"stopped_at_deadline": True, **parse_lines(out.decode() if isinstance(out, bytes) else out)}
     ctx.write("suite_bench", {"figures": figures, "budget": budget_block("benchmark: timed steps, no training result", None)})
     return {k: len(v) for k, v in figures.items()}

@@ -18,7 +18,7 @@ from .paper import PAPER_TABLE2
 from .schedules import PAPER_2D, budget_2d, train_config
 from .toy2d import evaluate_runs, paper_objective, train_runs
 
-__all__ = ["summarize", "table2_cells", "table2_markdown", "add_arguments", "run"]
+__all__ = ["summarize", "table2_cells", "cells_from_records", "margin_sweep", "table2_markdown", "add_arguments", "run"]
 
 
 def summarize(per_run: list[dict]) -> dict:
@@ -39,8 +39,31 @@ def table2_cells(models: list, runs: list) -> dict:
     return cells
 
 
-def table2_markdown(cells: dict, metrics: tuple[str, ...] = ("gnelbo", "kl", "jsd"), with_paper: bool = True) -> str:
-    """A Markdown table ``dataset x metric`` with ``mean ± std`` per method, the paper's value in brackets.
+def cells_from_records(records: list[dict]) -> dict:
+    """Table 2 cells from per-run records (a stored result's ``runs``, e.g. the GPU suite's ``suite_2d``): the
+    records tagged ``figure == "table2"``, grouped by dataset and method. A diverged run's NaN stays in its cell."""
+    grouped: dict = {}
+    for r in records:
+        if r.get("figure") == "table2":
+            grouped.setdefault(r["dataset"], {}).setdefault(r["method"], []).append(r)
+    return {ds: {m: {"per_seed": rs, **summarize(rs), "paper": PAPER_TABLE2.get(ds, {}).get(m)} for m, rs in by.items()}
+            for ds, by in grouped.items()}
+
+
+def margin_sweep(records: list[dict]) -> tuple[list[float], np.ndarray, np.ndarray]:
+    """Fig. 3 from per-run records tagged ``figure == "fig3"``: the margins, IntroVAE's seed-mean ``(kl, jsd)``
+    per margin (rows), and S-IntroVAE's seed-mean ``(kl, jsd)`` (its records have ``m`` None: it has no margin)."""
+    fig3 = [r for r in records if r.get("figure") == "fig3"]
+    margins = sorted({r["m"] for r in fig3 if r["m"] is not None})
+    intro = np.array([[np.mean([r[k] for r in fig3 if r["m"] == m]) for k in ("kl", "jsd")] for m in margins])
+    soft = np.array([np.mean([r[k] for r in fig3 if r["m"] is None]) for k in ("kl", "jsd")])
+    return margins, intro, soft
+
+
+def table2_markdown(cells: dict, metrics: tuple[str, ...] = ("gnelbo", "kl", "jsd"), with_paper: bool = True,
+                    show_std: bool = True) -> str:
+    """A Markdown table ``dataset x metric`` with ``mean ± std`` per method, the paper's value in brackets
+    (``show_std=False`` for a single seed, whose standard deviation of 0 says nothing).
 
     ``cells`` is ``{dataset: {method: {metric: {"mean", "std"}, "paper": {metric: (mean, std)}}}}``, the
     ``cells`` entry of a result file written by :func:`main`.
@@ -58,7 +81,7 @@ def table2_markdown(cells: dict, metrics: tuple[str, ...] = ("gnelbo", "kl", "js
                 if cell is None:
                     row.append("")
                     continue
-                text = f"{cell[metric]['mean']:.2f} ± {cell[metric]['std']:.2f}"
+                text = f"{cell[metric]['mean']:.2f}" + (f" ± {cell[metric]['std']:.2f}" if show_std else "")
                 paper = (cell.get("paper") or {}).get(metric)
                 if with_paper and paper is not None:
                     text += f" ({paper[0]} ± {paper[1]})"
