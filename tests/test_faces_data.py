@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from .conftest import require_data
 from PIL import Image
 
 from sivae_core.cli import main
 from sivae_core.data import faces
 from sivae_core.data.face_sampler import FaceSampler
 from sivae_core.data.faces import PrepareError, prepare_faces, read_manifest
+
+from .conftest import require_data
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,6 @@ antialiasing filter), the held-out split, and clear errors for missing or malfor
 import numpy as np
 import pytest
 import torch
-from .conftest import require_data
 from scipy.io import savemat
 
 from sivae_core.data.cars3d import (
@@ -16,6 +15,8 @@ from sivae_core.data.cars3d import (
     load_cars3d,
     read_car,
 )
+
+from .conftest import require_data
 
 
 def fake_car(size: int = 8, seed: int = 0) -> np.ndarray:
