@@ -88,7 +88,7 @@ def _prepare(ctx: JobContext, resolution: int) -> tuple[Path, float]:
 def run_style(ctx: JobContext) -> dict[str, Any]:
     """Prepare, probe, train for the time left (at most :data:`MAX_JOB_S` for the whole job), evaluate, write."""
     dev, smoke, start = ctx.device, ctx.smoke, ctx.clock()
-    s = settings("cpu32", resolution=8, holdout=16, batches=(8,)) if smoke else settings("gpu64")
+    s = settings("cpu32", resolution=8, holdout=16, batches=(8,), vae_epochs=0.25) if smoke else settings("gpu64")
     data, prep_s = _prepare(ctx, s.resolution)
     n_train = int(read_manifest(data)["count"]) - s.holdout
     rates = probe_images_per_s(s, dev, steps=1 if smoke else 3)
