@@ -30,7 +30,7 @@ from ..models.style.decoder import StyleDecoder
 from ..results import write_results
 from ..training.trainer import Trainer
 from ..viz.grids import save_grid
-from ..viz.style import faces_figure, fixed_noise
+from ..viz.style import faces_figure, fixed_noise, progress_figure
 from .style import PAPER_IMAGES, StyleRun, StyleSettings, build_model, settings_dict
 
 __all__ = ["faces_at", "held_out_faces", "grey28", "face_fd", "ema_samples", "ema_model", "reconstruct",
@@ -172,6 +172,7 @@ def finish_run(run: StyleRun, out: Path, data: str, fd: int, evaluation: dict[st
     view = ema_model(model, trainer)
     view.set_stage(r)
     faces_figure(view, held_out_faces(data, r, s.holdout, 64).to(model.decoder.const), out / "faces.png")
+    progress_figure(out, out / "progress.png")
     if fd:
         evaluation["fd"] = _fd_summary(run, data, fd)
     result = {"settings": settings_dict(s), "info": run.info, "evaluation": evaluation,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from matplotlib.patches import FancyBboxPatch
 from torch import Tensor
@@ -23,7 +24,7 @@ from ..models.style.mixing import mix_styles
 from .grids import make_grid
 from .interpolation import interpolate_grid
 
-__all__ = ["architecture_figure", "mixing_grid", "faces_figure", "fixed_noise"]
+__all__ = ["architecture_figure", "mixing_grid", "faces_figure", "fixed_noise", "progress_figure"]
 
 ENC, DEC, MAP = "#dbe9f6", "#fde2c8", "#e4f2dc"
 
@@ -96,7 +97,7 @@ def architecture_figure(model: StyleVAE, ax: Any = None) -> Any:
     """The encoder and decoder side by side, one box per resolution (4x4 at the bottom), the two mapping networks
     between them; every label read from ``model``. Returns the axes."""
     levels = len(model.decoder.blocks)
-    ax = ax if ax is not None else plt.subplots(figsize=(11, 1.25 * levels + 3.2))[1]
+    ax = ax if ax is not None else plt.subplots(figsize=(11, 0.95 * levels + 2.6))[1]
     ys = [-2.4 + 1.05 * i - 1.05 * (levels - 1) / 2 + 2.4 for i in range(levels)]
     _encoder_column(ax, model, ys)
     _decoder_column(ax, model, ys)
@@ -106,7 +107,7 @@ def architecture_figure(model: StyleVAE, ax: Any = None) -> Any:
             f"3x3 conv: x{conv.scale:.3g});  {model.num_parameters() / 1e6:.2f}M parameters", ha="center",
             va="center", fontsize=8, style="italic")
     ax.set_xlim(-1.6, 8.6)
-    ax.set_ylim(min(ys) - 2.0, max(ys) + 1.5)
+    ax.set_ylim(min(ys) - 1.9, max(ys) + 1.35)
     ax.axis("off")
     return ax
 
@@ -161,5 +162,24 @@ def faces_figure(model: StyleVAE, faces: Tensor, path: str | Path | None = None,
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=90)
+        plt.close(fig)
+    return fig
+
+
+def progress_figure(run_dir: str | Path, path: str | Path | None = None) -> Any:
+    """The EMA samples a run wrote at the end of each resolution (``samples_RxR.png``) and at its end
+    (``samples_final.png``), side by side at the same size: how the faces grow."""
+    run_dir = Path(run_dir)
+    grids = sorted(run_dir.glob("samples_*x*.png"), key=lambda p: int(p.stem.split("_")[1].split("x")[0]))
+    grids.append(run_dir / "samples_final.png")
+    fig, axes = plt.subplots(1, len(grids), figsize=(3.6 * len(grids), 2.2))
+    for ax, grid in zip(np.atleast_1d(axes), grids):
+        ax.imshow(plt.imread(grid), interpolation="nearest")
+        ax.set_title("end of training" if grid.stem.endswith("final") else f"end of {grid.stem.split('_')[1]}",
+                     fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=100)
         plt.close(fig)
     return fig
