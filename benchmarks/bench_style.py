@@ -5,8 +5,11 @@ stage (fully faded in), the preset's global batch there, Soft-IntroVAE steps thr
 and style mixing on, on random images (the loader is not timed). Peak memory is the CUDA allocator's peak on a
 GPU, the growth of the process's peak resident set over the model's resident baseline on a CPU.
 
+Images per CPU-second (``train_images_per_cpu_s_R``, summed over the processes) are printed beside images per
+second of wall time: on a shared machine the wall time measures the other jobs too, the CPU time much less so.
 ``gflop_per_image_R`` is the FLOPs of one training step per image, counted from the real modules on the meta
-device (:mod:`sivae_core.experiments.style_cost`), and ``sustained_gflop_per_s_R`` what the timed steps achieved;
+device (:mod:`sivae_core.experiments.style_cost`), and ``sustained_gflop_per_cpu_s_R`` what the timed steps
+achieved per CPU-second; ``ddp_cpu_efficiency`` is the CPU cost of 1 process over that of ``--world``;
 ``--paper-flops`` also counts the paper's model at every resolution up to 256x256 (for time estimates).
 
 Data-parallel scaling runs one resolution as one process and as ``--world`` gloo (CPU) or NCCL (GPU) processes
@@ -71,15 +74,16 @@ def time_steps(preset: str, resolution: int, batch: int, steps: int, device: tor
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         trainer.step()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - t
+    seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
     peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base)
-    return {"images_per_s": batch * steps / seconds, "peak_mib": peak, "batch": batch}
+    return {"images_per_s": batch * steps / seconds, "images_per_cpu_s": batch * steps / (cpu * shard.world),
+            "peak_mib": peak, "batch": batch}
 
 
 def _child(args: list[str], world: int = 1) -> dict[str, float]:
@@ -119,10 +123,11 @@ def main() -> int:
     for r in resolutions:
         res = _child([*common, "--resolution", str(r), "--batch", str(batch_at(a.preset, r))])
         figures[f"train_images_per_s_{r}"] = round(res["images_per_s"], 1)
+        figures[f"train_images_per_cpu_s_{r}"] = round(res["images_per_cpu_s"], 1)
         figures[f"peak_memory_mib_{r}"] = round(res["peak_mib"], 1)
         figures[f"batch_{r}"] = res["batch"]
         figures[f"gflop_per_image_{r}"] = round(flops[r] / 1e9, 4)
-        figures[f"sustained_gflop_per_s_{r}"] = round(res["images_per_s"] * flops[r] / 1e9, 1)
+        figures[f"sustained_gflop_per_cpu_s_{r}"] = round(res["images_per_cpu_s"] * flops[r] / 1e9, 1)
     if a.paper_flops:
         for r, f in style_step_flops(paper_config()).items():
             figures[f"paper_gflop_per_image_{r}"] = round(f / 1e9, 3)
@@ -133,7 +138,11 @@ def main() -> int:
         many = _child([*common, "--resolution", str(r), "--batch", str(b)], world=a.world)
         figures.update({f"ddp_{r}_batch": b, f"ddp_{r}_world1_images_per_s": round(one["images_per_s"], 1),
                         f"ddp_{r}_world{a.world}_images_per_s": round(many["images_per_s"], 1),
-                        "ddp_speedup": round(many["images_per_s"] / one["images_per_s"], 3)})
+                        "ddp_speedup": round(many["images_per_s"] / one["images_per_s"], 3),
+                        f"ddp_{r}_world1_images_per_cpu_s": round(one["images_per_cpu_s"], 1),
+                        f"ddp_{r}_world{a.world}_images_per_cpu_s": round(many["images_per_cpu_s"], 1),
+                        "ddp_cpu_efficiency": round(many["images_per_cpu_s"] / one["images_per_cpu_s"], 3)})
+    figures["load_average_1min"] = round(os.getloadavg()[0], 2)
     for k, v in figures.items():
         print(f"{k}: {v}")
     if a.json:
