@@ -1,7 +1,7 @@
 """The progressive-growing schedule: where training stands after any number of images.
 
 Training grows the style model from 4x4 to its final resolution in *phases*, one per resolution
-(seed 001, Appendix 9.2.2; the authors' ``lod_driver.py``). A phase lasts a number of epochs over the data
+(Daniel & Tamar 2021, Appendix 9.2.2; the authors' ``lod_driver.py``). A phase lasts a number of epochs over the data
 set, has its own total batch, learning rate and ``beta_neg``, and fades its new block in over its first
 ``fade_epochs`` (half of the epochs per resolution). The schedule is a pure function of the number of
 training images seen so far, so a resumed run, a one-process run and an N-process run with the same
