@@ -51,6 +51,7 @@ def run_bench(ctx: JobContext) -> dict[str, Any]:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=left, env={**os.environ}, check=True)
             figures[name] = parse_lines(done.stdout)
         except subprocess.TimeoutExpired as err:
-            figures[name] = {"stopped_at_deadline": True, **parse_lines(err.stdout or "")}
+            out = err.stdout.decode() if isinstance(err.stdout, bytes) else err.stdout  # bytes even with text=True
+            figures[name] = {"stopped_at_deadline": True, **parse_lines(out or "")}
     ctx.write("suite_bench", {"figures": figures})
     return {k: len(v) for k, v in figures.items()}

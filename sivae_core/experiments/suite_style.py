@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..book import data_root
-from ..data.faces import list_images, prepare_faces, read_manifest
+from ..data.faces import CELEBA_10K, find_faces, list_images, prepare_faces, read_manifest
 from ..models.style import resolutions_up_to
 from ..training.callbacks import time_budget
 from ..training.trainer import Trainer
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
 
 __all__ = ["run_style", "probe_images_per_s", "fit_epochs", "MAX_JOB_S"]
 
-FACES = "celeba/img_align_celeba_10k"
 #: The issue's cap on the job: a run of at most 8 minutes (preparation and evaluation included).
 MAX_JOB_S = 480.0
 
@@ -71,7 +69,7 @@ def fit_epochs(rates: dict[int, float], n_train: int, seconds: float, final_fact
 
 
 def _prepare(ctx: JobContext, resolution: int) -> tuple[Path, float]:
-    src = data_root() / FACES
+    src = find_faces()
     scratch = ctx.out.parent / "_scratch" / "style"
     if ctx.smoke:  # 64 faces, linked
         small = scratch / "src"
@@ -108,7 +106,7 @@ def run_style(ctx: JobContext) -> dict[str, Any]:
     for png in ("samples_final.png", "reconstructions_final.png", "faces.png"):
         shutil.copy(scratch / png, ctx.out / f"style64_{png}")
     fd = result["evaluation"]["fd"]
-    ctx.write("suite_style", {**result, "data": {"source": FACES, "prepare_seconds": round(prep_s, 1),
+    ctx.write("suite_style", {**result, "data": {"source": CELEBA_10K, "prepare_seconds": round(prep_s, 1),
                                                   "train_images": n_train, "held_out": s.holdout},
                               "probe_images_per_s": {str(r): round(v, 1) for r, v in rates.items()},
                               "smoke": smoke})
