@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "feature-net": ("sivae_core.metrics.train_feature_net", "train the offline feature network of the Frechet distances"),
     "suite": ("sivae_core.experiments.suite", "the GPU suite: the book's paper-scale results in minutes of one GPU"),
     "style-prepare": ("sivae_core.data.faces", "face images -> one memory-mapped array per resolution (style model)"),
+    "style": ("sivae_core.experiments.style", "style-based Soft-IntroVAE grown progressively (1 process or torchrun)"),
 }
 
 

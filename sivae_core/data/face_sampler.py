@@ -31,12 +31,14 @@ class FaceSampler:
     """Shuffled epochs of horizontally flipped faces in ``[-1, 1]`` (the range the paper's ``beta_rec`` and
     ``s`` were chosen for), at the resolution set by :meth:`set_resolution`.
 
-    ``__call__(batch_size, generator)`` takes the *global* batch size and returns this rank's
-    ``batch_size / world`` images; the last incomplete batch of an epoch is dropped.
+    ``__call__(batch_size, generator, rows=None)`` takes the *global* batch size and returns this rank's
+    ``batch_size / world`` images, or the rows ``rows`` of the global batch when the trainer names them (the
+    :class:`~sivae_core.training.samplers.Sampler` protocol); the last incomplete batch of an epoch is dropped.
+    ``count`` trains on the first ``count`` images only, so the rest of the array can be held out.
     """
 
     def __init__(self, root: str | os.PathLike[str], resolution: int, *, rank: int = 0, world: int = 1,
-                 flip: bool = True, device: str | torch.device = "cpu"):
+                 flip: bool = True, device: str | torch.device = "cpu", count: int | None = None):
         self.root = Path(root).expanduser()
         manifest = read_manifest(self.root)
         if manifest is None or not manifest.get("complete"):
@@ -47,7 +49,9 @@ class FaceSampler:
             raise ValueError(f"rank must be in [0, world), got rank={rank}, world={world}")
         self.manifest, self.rank, self.world, self.flip = manifest, rank, world, flip
         self.device = torch.device(device)
-        self.count = int(manifest["count"])
+        self.count = int(manifest["count"]) if count is None else int(count)
+        if not 0 < self.count <= int(manifest["count"]):
+            raise ValueError(f"count must be in [1, {manifest['count']}] (the prepared images), got {count}")
         self.perm: Tensor | None = None
         self.pos = 0
         self.epoch = 0
@@ -68,8 +72,8 @@ class FaceSampler:
                              f"says {entry['shape']}, uint8: prepare the data again")
         self.resolution, self.images = resolution, images
 
-    def __call__(self, batch_size: int, generator: torch.Generator) -> Tensor:
-        if batch_size % self.world:
+    def __call__(self, batch_size: int, generator: torch.Generator, rows: slice | None = None) -> Tensor:
+        if rows is None and batch_size % self.world:
             raise ValueError(f"the global batch {batch_size} does not split into {self.world} equal parts")
         if batch_size > self.count:
             raise ValueError(f"batch size {batch_size} is larger than the data set ({self.count} images)")
@@ -78,12 +82,12 @@ class FaceSampler:
                 self.epoch += 1
             self.perm = torch.randperm(self.count, generator=generator, device=generator.device)
             self.pos = 0
-        rows = self.perm[self.pos:self.pos + batch_size]
+        index = self.perm[self.pos:self.pos + batch_size]
         self.pos += batch_size
         flips = torch.rand(batch_size, generator=generator, device=generator.device) < 0.5
         b = batch_size // self.world
-        mine = slice(self.rank * b, (self.rank + 1) * b)
-        x = self.read(rows[mine].cpu().numpy()).to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
+        mine = rows if rows is not None else slice(self.rank * b, (self.rank + 1) * b)
+        x = self.read(index[mine].cpu().numpy()).to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
         if self.flip:
             x = torch.where(flips[mine].to(self.device)[:, None, None, None], x.flip(-1), x)
         return x

@@ -34,11 +34,13 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "CELEBA_10K",
     "MANIFEST",
     "PrepareError",
     "UnreadableImageError",
     "add_arguments",
     "array_path",
+    "find_faces",
     "list_images",
     "prepare_faces",
     "read_manifest",
@@ -46,6 +48,8 @@ __all__ = [
 ]
 
 MANIFEST = "manifest.json"
+#: The project's offline faces: the first 10,000 aligned CelebA images (89x109 JPEGs), under a data root.
+CELEBA_10K = "celeba/img_align_celeba_10k"
 #: Bump when the preparation changes what it writes: older outputs are then rebuilt, never reused.
 FORMAT = 1
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -58,6 +62,19 @@ class PrepareError(RuntimeError):
 
 class UnreadableImageError(PrepareError):
     """One image cannot be decoded (``--skip-bad`` skips such images)."""
+
+
+def find_faces(sub: str = CELEBA_10K, root: str | os.PathLike[str] | None = None) -> Path:
+    """The folder ``sub`` under the first data root that holds it (``root``, ``$SIVAE_DATA``, ``./data``, ``shared/data``
+    here or above: :func:`~sivae_core.data.images.candidate_roots`); a clear error naming every place searched."""
+    from .images import candidate_roots
+
+    roots = candidate_roots(root)
+    for r in roots:
+        if (r / sub).is_dir():
+            return r / sub
+    where = ", ".join(str(r) for r in roots)
+    raise PrepareError(f"no folder {sub} under any data root ({where}); set SIVAE_DATA or pass the folder itself")
 
 
 def array_path(out: Path, resolution: int) -> Path:

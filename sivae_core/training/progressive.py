@@ -1,7 +1,7 @@
 """The progressive-growing schedule: where training stands after any number of images.
 
 Training grows the style model from 4x4 to its final resolution in *phases*, one per resolution
-(seed 001, Appendix 9.2.2; the authors' ``lod_driver.py``). A phase lasts a number of epochs over the data
+(Daniel & Tamar 2021, Appendix 9.2.2; the authors' ``lod_driver.py``). A phase lasts a number of epochs over the data
 set, has its own total batch, learning rate and ``beta_neg``, and fades its new block in over its first
 ``fade_epochs`` (half of the epochs per resolution). The schedule is a pure function of the number of
 training images seen so far, so a resumed run, a one-process run and an N-process run with the same
@@ -115,6 +115,36 @@ class ProgressiveSchedule:
     @property
     def total_epochs(self) -> float:
         return sum(ph.epochs for ph in self.phases)
+
+    @property
+    def step_starts(self) -> tuple[int, ...]:
+        """Images seen at the first training step of each phase. Every step takes the batch of the phase it starts
+        in, so a step that starts just before a phase begins still belongs to the phase before, and a phase's first
+        step is the first one that starts at or after its start (where Adam is reset when the resolution grows)."""
+        firsts, seen = [0], 0
+        for ph, end in zip(self.phases[:-1], self.starts[1:]):
+            seen += max(-(-(end - seen) // ph.batch), 0) * ph.batch
+            firsts.append(seen)
+        return tuple(firsts)
+
+    def steps_before(self, images: int) -> int:
+        """How many training steps start before ``images`` images have been seen."""
+        n = 0
+        for ph, first, end in zip(self.phases, self.step_starts, (*self.starts[1:], self.total_images)):
+            stop = min(end, images)
+            if stop > first:
+                n += -(-(stop - first) // ph.batch)
+        return n
+
+    @property
+    def iterations(self) -> int:
+        """Training steps of the whole schedule."""
+        return self.steps_before(self.total_images)
+
+    @property
+    def vae_steps(self) -> int:
+        """Training steps of the plain-VAE warm-up (the trainer's ``vae_warmup``)."""
+        return self.steps_before(round(self.vae_epochs * self.dataset_size))
 
     def state(self, images_seen: int) -> ScheduleState:
         """The schedule after ``images_seen`` training images (past the end: the last phase, fully in)."""

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -76,6 +77,13 @@ class TrainConfig:
     #: Ensembles only: a run whose loss becomes NaN/inf is recorded in ``Trainer.diverged`` (run -> iteration) and
     #: left out of every later step, instead of stopping all runs (IntroVAE diverges on some 2D settings).
     drop_diverged_runs: bool = False
+
+
+def _significant(t: Tensor, digits: int = 7) -> float | list[Any]:
+    """A logged value as plain floats with ``digits`` significant digits (about what float32 holds). Decimal places
+    would not do: the style model's losses, scaled by ``s = 5e-6``, are ~1e-3 and would keep 3 digits."""
+    x = t.detach().double().cpu().numpy()
+    return np.vectorize(lambda v: float(f"{v:.{digits}g}"), otypes=[float])(x).tolist()
 
 
 def _per_run(value: Any, n: int, what: str) -> list[Any]:
@@ -277,7 +285,7 @@ class Trainer:
         """Record a log step (global means over processes); run the callbacks. True: stop training."""
         # float(): under bf16 autocast some terms are bf16, which numpy cannot hold.
         record = {"iteration": self.iteration,
-                  **{k: self.shard.mean(v.float()).cpu().numpy().round(6).tolist() for k, v in logs.items()}}
+                  **{k: _significant(self.shard.mean(v.float())) for k, v in logs.items()}}
         stop = False
         if self.shard.is_main:
             self.history.append(record)

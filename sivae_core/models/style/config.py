@@ -1,6 +1,6 @@
 """Sizes of the style-based Soft-IntroVAE and the presets the book trains.
 
-The paper's model (seed 001, Appendix 9.2.2; the authors' ``configs/celeba-hq256.yaml`` with ALAE's
+The paper's model (Daniel & Tamar 2021, Appendix 9.2.2; the authors' ``configs/celeba-hq256.yaml`` with ALAE's
 defaults) has 512 channels up to 32x32, then 256, 128, 64; ``z`` and ``w`` of 512; an 8-layer mapping in
 the decoder and a 3-layer one in the encoder, both 512 units wide with learning-rate multiplier 0.1. The
 other presets keep every architectural choice and shrink the widths, so the CPU and one-GPU runs train the

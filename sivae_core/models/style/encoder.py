@@ -7,7 +7,7 @@ Every layer reports the style it removes. A block at resolution ``r`` is
 
 where ``[style C (mean, std)]`` is a learned linear map of the activation's per-channel mean and standard
 deviation (the Instance-Norm statistics). The style of the image is the sum over all blocks,
-``w = sum_i C_i [mu(y_i), sigma(y_i)]`` (seed 001, Appendix 9.2.2), and a 3-layer mapping turns it into
+``w = sum_i C_i [mu(y_i), sigma(y_i)]`` (Daniel & Tamar 2021, Appendix 9.2.2), and a 3-layer mapping turns it into
 ``(mu_q, logvar_q)``. Each resolution has its own 1x1 FromRGB. The 4x4 block is like the others: its second
 convolution produces a 2x2 map of which only the style is used (the default encoder of the authors'
 CelebA-HQ configuration), so there are as many style readings as the decoder has style inputs.

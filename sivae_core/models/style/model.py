@@ -1,4 +1,4 @@
-"""The style-based Soft-IntroVAE model (seed 001, Sec. 6.3, Fig. 4c, Appendix 9.2.2).
+"""The style-based Soft-IntroVAE model (Daniel & Tamar 2021, Sec. 6.3, Fig. 4c, Appendix 9.2.2).
 
 It is an :class:`~sivae_core.models.base.IntroVAEModel` like every other model of the book, so every
 objective trains it unchanged; what it adds is the state that progressive, data-parallel training needs:
