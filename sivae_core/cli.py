@@ -25,6 +25,7 @@ __all__ = ["COMMANDS", "build_parser", "main", "run_command", "device_of"]
 #: command -> (module that implements it, one-line help). Modules are imported only when their command runs,
 #: so ``--help`` stays fast and a command's heavy dependencies load only for that command.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "translation": ("sivae_core.translation", "Cars3D content transfer: Soft-IntroVAE, beta-VAE, autoencoder"),
     "style-prepare": ("sivae_core.data.faces", "face images -> one memory-mapped array per resolution (style model)"),
 }
 
