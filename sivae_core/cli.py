@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ood": ("sivae_core.experiments.ood", "out-of-distribution detection with a trained image model (Table 7)"),
     "feature-net": ("sivae_core.metrics.train_feature_net", "train the offline feature network of the Frechet distances"),
     "suite": ("sivae_core.experiments.suite", "the GPU suite: the book's paper-scale results in minutes of one GPU"),
+    "translation": ("sivae_core.translation", "Cars3D content transfer: Soft-IntroVAE, beta-VAE, autoencoder"),
     "style-prepare": ("sivae_core.data.faces", "face images -> one memory-mapped array per resolution (style model)"),
     "style": ("sivae_core.experiments.style", "style-based Soft-IntroVAE grown progressively (1 process or torchrun)"),
 }

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from sivae_core.metrics.transfer import (
+    beats_baselines,
     code_kl,
     content_transfer,
     image_scores,
@@ -31,6 +32,10 @@ def test_transfer_scores_match_a_hand_computation():
     assert scores["baseline_class_image_mse"] == pytest.approx(0.01)
     assert scores["baseline_class_image_psnr"] == pytest.approx(20.0, abs=1e-4)  # 10 log10(1 / 0.01)
     assert scores["transfer_lpips"] is None
+    # The transfer is worse than the class image (0.01) in MSE: it does not beat both baselines.
+    assert beats_baselines(scores) == {"mse": False, "psnr": False, "ssim": False}
+    assert beats_baselines({**scores, "transfer_mse": 0.005, "transfer_psnr": 30.0, "transfer_ssim": 1.0}) == {
+        "mse": True, "psnr": True, "ssim": True}
 
 
 def test_a_perfect_transfer_scores_zero_error_and_ssim_one():

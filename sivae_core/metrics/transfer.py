@@ -27,6 +27,7 @@ from torchmetrics.functional.image import (
 
 __all__ = [
     "LPIPS_WEIGHTS",
+    "beats_baselines",
     "code_kl",
     "content_transfer",
     "image_scores",
@@ -100,6 +101,18 @@ def content_transfer(transfer: Callable[[Tensor, Tensor], Tensor], images: Tenso
     for name in {key.rsplit("_", 1)[0] for key in sums}:  # no scorer: LPIPS is reported as missing, not as 0
         result.setdefault(f"{name}_lpips", None)
     return result
+
+
+def beats_baselines(scores: dict) -> dict[str, bool]:
+    """Whether the transfer beats *both* free baselines, per score: lower MSE, higher PSNR and SSIM (and
+    lower LPIPS when scored), from a :func:`content_transfer` result."""
+    out = {}
+    names = ("transfer", "baseline_class_image", "baseline_content_image")
+    for metric, better in (("mse", min), ("psnr", max), ("ssim", max), ("lpips", min)):
+        values = [scores.get(f"{name}_{metric}") for name in names]
+        if None not in values:
+            out[metric] = better(values) == values[0] and values[0] not in values[1:]
+    return out
 
 
 @torch.no_grad()
