@@ -193,6 +193,18 @@ def test_encoder_fade_in_at_alpha_1_ignores_the_old_from_rgb():
     assert not torch.allclose(model.encoder(x), half)
 
 
+def test_fade_in_runs_under_bf16_autocast():
+    """Under autocast the old path (a 1x1 conv) comes out in bf16 and the new block (Instance Norm) in float32:
+    the blend must accept both (the first GPU run failed there, in the encoder's torch.lerp)."""
+    model = tiny(16)
+    model.set_stage(16, 0.5)
+    model.begin_step(0, 0, per_rank_batch=2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mu, _ = model.encode(torch.rand(2, 3, 16, 16) * 2 - 1)
+        image = model.decode(mu)
+    assert image.shape == (2, 3, 16, 16) and torch.isfinite(image.float()).all()
+
+
 # ---------------------------------------------------------------------------------------------- randomness
 def one_step_calls(model: StyleVAE, z: torch.Tensor, z_f: torch.Tensor, rank: int, world: int) -> list[torch.Tensor]:
     """The decoder calls of one Soft-IntroVAE step: prior samples alone, reconstructions alone, both

@@ -42,7 +42,7 @@ def fit_feature_net(x: Tensor, y: Tensor, n_classes: int, epochs: int = 2, batch
         return net, None
     with torch.no_grad():
         pred = torch.cat([net.logits(xb.to(device)).argmax(1).cpu() for xb in x_test.split(1000)])
-    return net, float((pred == y_test).float().mean())
+    return net, float((pred == y_test.cpu()).float().mean())
 
 
 #: The command writes the shipped network unless told otherwise.

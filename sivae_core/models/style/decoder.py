@@ -149,5 +149,5 @@ class StyleDecoder(nn.Module):
             x = self.blocks[i](x, styles[:, 2 * i], styles[:, 2 * i + 1], *noise)
         image = self.to_rgb[level](x)
         if previous is not None:
-            image = torch.lerp(upsample(previous), image, alpha)
+            image = torch.lerp(upsample(previous).to(image.dtype), image, alpha)  # autocast: dtypes may differ
         return image

@@ -92,7 +92,8 @@ class StyleEncoder(nn.Module):
         h, w = self.blocks[level](self._from_rgb(level, x))
         if self.stage.fading:
             w = w * alpha
-            h = torch.lerp(self._from_rgb(level - 1, downsample(x)), h, alpha)
+            old = self._from_rgb(level - 1, downsample(x))
+            h = torch.lerp(old.to(h.dtype), h, alpha)  # autocast: the two paths may differ in dtype
         for i in range(level - 1, -1, -1):
             h, style = self.blocks[i](h)
             w = w + style
