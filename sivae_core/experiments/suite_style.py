@@ -112,4 +112,4 @@ def run_style(ctx: JobContext) -> dict[str, Any]:
                               "smoke": smoke})
     return {"iterations": run.info["iterations"], "finished": run.info["finished"],
             "resolution": run.model.stage.resolution, "fd_start": fd["start"], "fd_end": fd["end"],
-            "fraction_of_paper_images": result["budget"]["fraction_of_paper_images"]}
+            "fraction_of_paper_images": result["budget"]["fraction_of_paper"]}

@@ -197,6 +197,7 @@ def train_translation(s: TranslationSettings, train: Cars3D, out: str | Path | N
             "cpu_seconds": round(cpu, 1), "cpu_seconds_total": round(prior_cpu + cpu, 1),
             "wall_seconds": round(time.perf_counter() - wall0, 1), "torch_threads": torch.get_num_threads(),
             "device": str(dev)}
+    info["description"] = budget_description(info)
     model.eval()
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -204,6 +205,12 @@ def train_translation(s: TranslationSettings, train: Cars3D, out: str | Path | N
                    out / "model.pt")
         (out / "train.json").write_text(json.dumps({"settings": asdict(s), "info": info}, indent=2) + "\n")
     return model, trainer, info
+
+
+def budget_description(info: dict[str, Any]) -> str:
+    """The budget in words, as :func:`sivae_core.results.budget_line` prints it beside every stored number."""
+    return (f"{info['iterations']:,} iterations x batch {info['batch_size']} = {info['epochs']:.3g} epochs of "
+            f"{info['train_images']:,} Cars3D images (the paper: {info['paper_epochs']} epochs)")
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[TwoCodeVAE, dict[str, Any]]:
