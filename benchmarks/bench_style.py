@@ -94,6 +94,17 @@ def _child(args: list[str], world: int = 1) -> dict[str, float]:
     return json.loads([ln for ln in out.splitlines() if ln.startswith("{")][-1])
 
 
+def record(figures: dict[str, float | str], steps: int) -> dict[str, object]:
+    """What ``--json`` stores beside the provenance: the figures and a budget block (a benchmark times steps and
+    trains nothing, so it has no fraction of the paper's budget)."""
+    from sivae_core.results import budget_block
+
+    return {"figures": figures, "steps_timed": steps,
+            "note": "random images; one fresh process per resolution; CPU peak = growth of the peak resident set "
+                    "over the built model's",
+            "budget": budget_block("benchmark: timed training steps, no training result", None)}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="cpu32", choices=("cpu32", "gpu64", "paper"))
@@ -148,9 +159,7 @@ def main() -> int:
     if a.json:
         from sivae_core.results import write_results
 
-        write_results(a.json, {"figures": figures, "steps_timed": a.steps,
-                               "note": "random images; one fresh process per resolution; CPU peak = growth of the "
-                                       "peak resident set over the built model's"}, device=device)
+        write_results(a.json, record(figures, a.steps), device=device)
     return 0
 
 
