@@ -23,6 +23,10 @@ os.environ.setdefault("SIVAE_PROGRESS", "0")
 # One torch thread per kernel, as scripts/test.sh re-executes them: CPU numbers are deterministic for a fixed
 # thread count, and the book's small models run no faster on two.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# The kernel must draw with matplotlib's inline backend, which IPython picks only when MPLBACKEND is unset: with
+# MPLBACKEND=Agg inherited from a shell (scripts/test.sh sets it for pytest) every figure is silently dropped from
+# the stored outputs, and the rendered book shows none.
+os.environ.pop("MPLBACKEND", None)
 
 
 def toc_notebooks() -> list[Path]:

@@ -6,11 +6,12 @@ import json
 
 import pytest
 import torch
-from conftest import require_data
 
 from sivae_core import Trainer
 from sivae_core.cli import run_command
 from sivae_core.translation import FAST, TranslationSettings, settings
+
+from .conftest import require_data
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
