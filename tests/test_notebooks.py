@@ -42,6 +42,10 @@ def test_chapter_conventions(path):
         assert section in text, f"missing section {section!r}"
     assert all(c.get("outputs") is not None for c in code)
     assert any(c.get("outputs") for c in code), "notebooks are stored with their fast-mode outputs"
+    drawing = [c for c in code if re.search(r"\bplt\.|\bplot_\w+\(|_figure\(", c.source)]
+    figures = [o for c in code for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert not drawing or figures, ("the chapter draws but stores no figure: it was executed with MPLBACKEND=Agg "
+                                    "(use scripts/execute_notebooks.py, which unsets it)")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
