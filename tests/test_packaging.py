@@ -3,6 +3,7 @@ stored result of the book, the feature network and every subpackage, and finds n
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,9 +32,13 @@ def test_every_package_is_listed_in_pyproject():
 
 
 def test_non_editable_install_reads_every_stored_result(tmp_path):
-    target = tmp_path / "site-packages"
+    target, source = tmp_path / "site-packages", tmp_path / "source"
+    # From a copy without build artifacts: setuptools reuses ./build, which keeps files deleted since (a removed
+    # result would still be installed and the comparison below would fail for the wrong reason).
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "_build", "runs",
+                                                                "gpu_carry", "*.egg-info", "__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(ROOT)], check=True, timeout=600, capture_output=True)
+                    "--target", str(target), str(source)], check=True, timeout=600, capture_output=True)
     elsewhere = tmp_path / "colab_content"
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SIVAE_RESULTS")}
