@@ -140,6 +140,15 @@ def _unit(x: Tensor) -> Tensor:
 
 
 @torch.no_grad()
+def _finish(fig: Any, path: str | Path | None, dpi: int) -> Any:
+    """Lay ``fig`` out; with ``path``, write it there and close it (a run writes many: open figures pile up)."""
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=dpi)
+        plt.close(fig)
+    return fig
+
+
 def faces_figure(model: StyleVAE, faces: Tensor, path: str | Path | None = None, seed: int = 1234) -> Any:
     """Held-out ``faces`` (at least 13, in [-1, 1]) through ``model``: 8 faces over their reconstructions, the
     8x8 bilinear interpolation between the codes of four faces (the paper's Fig. 18 layout), and style mixing of
@@ -159,11 +168,7 @@ def faces_figure(model: StyleVAE, faces: Tensor, path: str | Path | None = None,
         ax.imshow(make_grid(_unit(images), nrow=nrow))
         ax.set_title(title, fontsize=9)
         ax.axis("off")
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-    return fig
+    return _finish(fig, path, dpi=90)
 
 
 def progress_figure(run_dir: str | Path, path: str | Path | None = None) -> Any:
@@ -178,8 +183,4 @@ def progress_figure(run_dir: str | Path, path: str | Path | None = None) -> Any:
         ax.set_title("end of training" if grid.stem.endswith("final") else f"end of {grid.stem.split('_')[1]}",
                      fontsize=9)
         ax.axis("off")
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-    return fig
+    return _finish(fig, path, dpi=100)
