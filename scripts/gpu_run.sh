@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Run the GPU suite (python -m sivae_core suite) on a machine lent for a few minutes, and keep what it produces.
 #
-#   bash scripts/gpu_run.sh prepare        here: copy the data the suite's jobs need into gpu_carry/ (ignored by git,
-#                                          named in the run tool's `carry`) and record the commit; refuses a dirty tree
+#   bash scripts/gpu_run.sh prepare [JOB...]  here: copy the data the jobs need (default: every job but translation)
+#                                          into gpu_carry/ (ignored by git, named in the run tool's `carry`), record the
+#                                          commit and the jobs; refuses a dirty tree and more data than one call carries
 #   bash scripts/gpu_run.sh device [S]     on the GPU machine (the run tool's command, carry ["gpu_carry"],
-#                                          timeout_s 590): the suite within S seconds (default 540), output in $OUT
+#                                          timeout_s 590): the prepared jobs within S seconds (default 540), output in $OUT
 #   bash scripts/gpu_run.sh unpack DIR     here: unpack DIR/suite_results.tar.gz into book/results/, then commit
 #
 # What comes back from $OUT: suite_results.tar.gz (every job's result files), summary.json and suite_log.txt.
@@ -15,20 +16,34 @@ case "${1:-}" in
     if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
       echo "commit first: stored results must come from committed code" >&2; exit 1
     fi
+    shift
     rm -rf gpu_carry && mkdir -p gpu_carry/data
     git rev-parse HEAD > gpu_carry/COMMIT
-    python - <<'PY'
+    python - "$@" <<'PY'
 import shutil
+import sys
 from pathlib import Path
 from sivae_core.book import data_root
 from sivae_core.experiments.suite import JOBS
-root = data_root()
-for job in JOBS:
-    for need in job.needs:
+# The run tool carries 64 MiB in all, the working tree (about 12 MiB) included.
+LIMIT_MIB = 50
+names = sys.argv[1:] or [job.name for job in JOBS if job.name != "translation"]
+unknown = set(names) - {job.name for job in JOBS}
+if unknown:
+    sys.exit(f"unknown job(s) {sorted(unknown)}; the plan has {[job.name for job in JOBS]}")
+root, copied = data_root(), set()
+for job in (job for job in JOBS if job.name in names):
+    for need in (n for n in job.needs if n not in copied):
         src, dst = root / need, Path("gpu_carry/data") / need
         dst.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, dst)
+        copied.add(need)
         print(f"{job.name}: {need}")
+size = sum(f.stat().st_size for f in Path("gpu_carry").rglob("*") if f.is_file()) / 2**20
+if size > LIMIT_MIB:
+    shutil.rmtree("gpu_carry")
+    sys.exit(f"{size:.0f} MiB of data for {names}: more than one call can carry ({LIMIT_MIB} MiB); prepare fewer jobs")
+Path("gpu_carry/JOBS").write_text(" ".join(names) + "\n")
 PY
     du -sh gpu_carry
     echo "run tool: command 'bash scripts/gpu_run.sh device', carry [\"gpu_carry\"], timeout_s 590"
@@ -36,7 +51,8 @@ PY
   device)
     export SIVAE_COMMIT="$(cat gpu_carry/COMMIT)" SIVAE_DATA="$PWD/gpu_carry/data" PYTHONPATH="$PWD" PYTHONUNBUFFERED=1
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
-    python3 -m sivae_core suite --out "$OUT" --budget-s "${2:-540}" 2>&1 | tee "$OUT/suite_log.txt"
+    python3 -m sivae_core suite --out "$OUT" --budget-s "${2:-540}" --only $(cat gpu_carry/JOBS) 2>&1 \
+      | tee "$OUT/suite_log.txt"
     ;;
   unpack)
     dir="${2:?usage: gpu_run.sh unpack DIR}"
@@ -48,6 +64,6 @@ PY
     echo "now: look at book/results/suite_summary.json, then git add book/results && git commit"
     ;;
   *)
-    sed -n '2,12p' "$0"; exit 2
+    sed -n '2,11p' "$0"; exit 2
     ;;
 esac

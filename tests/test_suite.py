@@ -22,6 +22,7 @@ from .conftest import require_data
 
 def test_smoke_runs_every_job_and_packs_its_results(tmp_path, one_thread):
     require_data("cifar10/cifar10_exact_subset.npz")
+    require_data("cars3d/cars64")
     out = tmp_path / "out"
     assert main(["suite", "--smoke", "--device", "cpu", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -35,6 +36,14 @@ def test_smoke_runs_every_job_and_packs_its_results(tmp_path, one_thread):
         assert {"toy2d/suite_2d.json", "toy2d/suite_2d_samples.npz", "cifar10/suite_cifar10.json"} <= names
         assert not any(n.startswith("_scratch") for n in names)  # checkpoints stay behind
         toy = json.load(tar.extractfile("toy2d/suite_2d.json"))
+        translation = {m: json.load(tar.extractfile(f"translation/translation_gpu_{m}.json")) for m in ("sivae", "vae", "ae")}
+        assert {f"translation/translation_gpu_{m}_matrix.png" for m in translation} <= names
+    # the translation baselines train as many iterations as Soft-IntroVAE reached, on the paper's model and losses
+    iterations = {m: r["budget"]["iterations"] for m, r in translation.items()}
+    assert iterations == {"sivae": 4, "vae": 4, "ae": 4}
+    assert translation["sivae"]["settings"]["beta_neg_content"] == 2048 and translation["sivae"]["loss"].startswith("pixel")
+    assert all(0 < r["transfer_mse"] < 1 and r["budget"]["fraction_of_paper"] > 0 for r in translation.values())
+    assert budget_line(translation["vae"]).startswith("4 iterations x batch 8")
     figures = {r["figure"] for r in toy["runs"]}
     assert figures == {"table2", "fig3", "fig21", "as_table", "readings"}
     assert {r["reading"] for r in toy["runs"] if r["figure"] == "as_table"} == {"rec_kl_neg", "kl_rec_neg"}

@@ -19,6 +19,7 @@ import json
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from .. import VAE, TensorSampler, TrainConfig, Trainer, seeded
 from ..data.cars3d import Cars3D, load_cars3d
 from ..models.two_code import TwoCodeVAE
 from ..objectives import Objective
+from ..training.callbacks import Callback
 from ..two_code_objectives import Autoencoder, TwoCodeSoftIntroVAE
 from .evaluate import evaluate_translation, write_matrix
 
@@ -44,6 +46,7 @@ __all__ = [
     "load_run",
     "objective_for",
     "run",
+    "run_record",
     "settings",
     "train_translation",
 ]
@@ -174,16 +177,18 @@ def _trainer(s: TranslationSettings, model: TwoCodeVAE, images: torch.Tensor, de
 
 def train_translation(s: TranslationSettings, train: Cars3D, out: str | Path | None = None,
                       device: str | torch.device = "cpu", test: Cars3D | None = None, progress: bool = True,
-                      log_every: int = 25, checkpoint_every: int = 100) -> tuple[TwoCodeVAE, Trainer, dict[str, Any]]:
+                      log_every: int = 25, checkpoint_every: int = 100,
+                      callbacks: Sequence[Callback] = ()) -> tuple[TwoCodeVAE, Trainer, dict[str, Any]]:
     """Train one model on ``train`` with the book's trainer; with ``out``, checkpoint and resume there (a
     finished run loads and trains nothing). ``test`` adds KL curves of both codes to the history, measured
-    on every 8th view of its cars. Returns ``(model, trainer, info)``; ``info`` is the budget spent."""
+    on every 8th view of its cars; ``callbacks`` are added to the trainer's (e.g. a time budget). Returns
+    ``(model, trainer, info)``; ``info`` is the budget spent."""
     dev = torch.device(device)
     model = build_model(s).to(dev)
     images, _, _ = train.flat()
     out = Path(out) if out is not None else None
-    callbacks = [_kl_curve(model, test.images[:, ::8].reshape(-1, *test.images.shape[2:]))] if test else []
-    trainer = _trainer(s, model, images, dev, out, callbacks, progress, log_every, checkpoint_every)
+    curve = [_kl_curve(model, test.images[:, ::8].reshape(-1, *test.images.shape[2:]))] if test else []
+    trainer = _trainer(s, model, images, dev, out, curve + list(callbacks), progress, log_every, checkpoint_every)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     trainer.fit()
     prior_cpu = 0.0  # a resumed run adds the CPU time of the runs before it
@@ -272,10 +277,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     model, trainer, info = train_translation(s, train, out, device, test, not args.no_progress, args.log_every,
                                              args.checkpoint_every)
-    metrics = {"method": s.method, "fast": args.fast, "loss": loss_description(s), "settings": asdict(s),
-               "budget": info, **evaluate_translation(model, s, train, test, args.n_pairs, device, lpips),
-               "kl_curve": [{k: r[k] for k in ("iteration", "test_kl_class", "test_kl_content") if k in r}
-                            for r in trainer.history]}
+    metrics = run_record(s, model, trainer, info, train, test, args.n_pairs, device, lpips, fast=args.fast)
     write_matrix(model, test, out / "transfer_matrix.png")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     if args.results:
@@ -284,6 +286,17 @@ def run(args: argparse.Namespace) -> int:
         write_matrix(model, test, results.with_name(results.stem + "_matrix.png"))
     print(json.dumps({k: v for k, v in metrics.items() if k not in ("kl_curve", "settings")}, indent=2))
     return 0
+
+
+def run_record(s: TranslationSettings, model: TwoCodeVAE, trainer: Trainer, info: dict[str, Any], train: Cars3D,
+               test: Cars3D, n_pairs: int, device: str | torch.device, lpips: Any = None,
+               fast: bool = False) -> dict[str, Any]:
+    """``metrics.json`` of a trained run: its loss and settings, the budget ``info`` (its ``description`` and
+    ``fraction_of_paper`` make it the record's budget block), every held-out score and the KL curves."""
+    return {"method": s.method, "fast": fast, "loss": loss_description(s), "settings": asdict(s), "budget": info,
+            **evaluate_translation(model, s, train, test, n_pairs, device, lpips),
+            "kl_curve": [{k: r[k] for k in ("iteration", "test_kl_class", "test_kl_content") if k in r}
+                         for r in trainer.history]}
 
 
 def loss_description(s: TranslationSettings) -> str:
