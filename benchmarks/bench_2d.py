@@ -10,8 +10,14 @@ Prints one machine-readable line per figure, ``name: value``:
 * ``sivae_2d_speedup_vs_baseline``: their ratio;
 * ``ensemble_R{R}_run_it_per_s`` and ``ensemble_R{R}_ratio_vs_sequential``: aggregate run-iterations/s of an
   ensemble of R runs (R = 1, 15, 60, 240), and its ratio to R sequential runs;
+* ``ensemble_R{R}_batched_run_it_per_s`` and ``ensemble_R{R}_batched_over_per_run``: the same ensemble with the
+  trainer's ``ensemble_noise="batched"`` (one random-number call per draw for all runs, as the GPU suite trains),
+  and its ratio to the per-run generators above;
+* ``ensemble_R{R}_ops_per_step_per_run`` / ``..._batched``: PyTorch operators dispatched per ensemble step (a
+  device-independent count of what a GPU launches as kernels), for R = 15 and the largest R;
 * ``table2_protocol_estimated_minutes``: 4 datasets x 3 methods x 5 seeds x 30,000 iterations, trained as
-  one ensemble per method, extrapolated from the measured ensemble speed on this device.
+  one ensemble per method, extrapolated from the measured ensemble speed on this device (per-run generators), and
+  ``table2_protocol_batched_estimated_minutes`` with batched noise.
 
     python benchmarks/bench_2d.py [--quick] [--device cuda]
 """
@@ -50,11 +56,20 @@ def rate(step, n: int, device: str, warmup: int = 3) -> float:
     return n / (time.perf_counter() - start)
 
 
-def trainer_for(model, objective, n_runs: int, device: str) -> Trainer:
-    cfg = TrainConfig(iterations=10**9, batch_size=512, vae_warmup=0, progress=False, log_every=10**9)
+def trainer_for(model, objective, n_runs: int, device: str, noise: str = "per_run") -> Trainer:
+    cfg = TrainConfig(iterations=10**9, batch_size=512, vae_warmup=0, progress=False, log_every=10**9,
+                      ensemble_noise=noise)
     if n_runs == 1:
         return Trainer(model, objective, ToySampler("8gaussians"), cfg)
     return Trainer(model, [objective] * n_runs, [ToySampler("8gaussians")] * n_runs, cfg, seeds=list(range(n_runs)))
+
+
+def ops_per_step(step) -> int:
+    """Operators dispatched by one call of ``step`` (after one untimed call), counted by the profiler."""
+    step()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        step()
+    return sum(1 for e in prof.events() if e.name.startswith("aten::"))
 
 
 def baseline_step_factory(device: str):
@@ -134,15 +149,29 @@ def main() -> None:
     sizes = [1, 15] if args.quick else [1, 15, 60, 240]
     per_method_time = {}
     for r in sizes:
-        ens = Ensemble([seeded(ToyVAE, s) for s in range(r)]).to(dev)
-        it_s = rate(trainer_for(ens, SoftIntroVAE(**BETAS), r, dev).step, max(2, n // max(1, r // 15)), dev)
+        calls = max(2, n // max(1, r // 15))
+        steps = {}
+        for noise in ("per_run", "batched"):
+            ens = Ensemble([seeded(ToyVAE, s) for s in range(r)]).to(dev)
+            steps[noise] = trainer_for(ens, SoftIntroVAE(**BETAS), r, dev, noise).step
+        it_s = rate(steps["per_run"], calls, dev)
         print(f"ensemble_R{r}_run_it_per_s: {it_s * r:.1f}")
         print(f"ensemble_R{r}_ratio_vs_sequential: {it_s * r / ours:.2f}")
+        if r > 1:
+            batched = rate(steps["batched"], calls, dev)
+            print(f"ensemble_R{r}_batched_run_it_per_s: {batched * r:.1f}")
+            print(f"ensemble_R{r}_batched_over_per_run: {batched / it_s:.2f}")
+        if r in (15, sizes[-1]):
+            for noise, step in steps.items():
+                print(f"ensemble_R{r}_ops_per_step_{noise}: {ops_per_step(step)}")
     # Table 2: one ensemble of 20 runs (4 datasets x 5 seeds) per method, 30,000 iterations each.
-    for name, obj in (("vae", VAE(0.8, 0.05)), ("introvae", IntroVAE(0.3, 0.5, 1.0, 1.0)), ("sivae", SoftIntroVAE(**BETAS))):
-        ens = Ensemble([seeded(ToyVAE, s) for s in range(20)]).to(dev)
-        per_method_time[name] = 30_000 / rate(trainer_for(ens, obj, 20, dev).step, max(2, n // 3), dev)
-    print(f"table2_protocol_estimated_minutes: {sum(per_method_time.values()) / 60:.1f}")
+    for noise in ("per_run", "batched"):
+        for name, obj in (("vae", VAE(0.8, 0.05)), ("introvae", IntroVAE(0.3, 0.5, 1.0, 1.0)),
+                          ("sivae", SoftIntroVAE(**BETAS))):
+            ens = Ensemble([seeded(ToyVAE, s) for s in range(20)]).to(dev)
+            per_method_time[name] = 30_000 / rate(trainer_for(ens, obj, 20, dev, noise).step, max(2, n // 3), dev)
+        label = "" if noise == "per_run" else "_batched"
+        print(f"table2_protocol{label}_estimated_minutes: {sum(per_method_time.values()) / 60:.1f}")
 
 
 if __name__ == "__main__":

@@ -8,9 +8,11 @@ budget (Daniel & Tamar 2021, Sec. 9.2.1: 30,000 iterations, batch 512, the warm-
 :data:`~sivae_core.experiments.schedules.PAPER_2D`).
 
 Runs that can share an ensemble do (same objective class and settings; hyperparameters and data may differ), so
-the whole job is six ensembles. They advance together in chunks, so when the job's time runs out every run has
-the same number of iterations, which the result file records as a fraction of the paper's 30,000. A run that
-diverges (IntroVAE on Checkerboard, as in Lu et al.'s Table 4) is dropped from its ensemble and reported as NaN.
+the whole job is six ensembles, each drawing its data and noise once per step for all its runs (the trainer's
+``ensemble_noise="batched"``: per-run generators would cost one random-number kernel per run and draw). They
+advance together in chunks, so when the job's time runs out every run has the same number of iterations, which
+the result file records as a fraction of the paper's 30,000. A run that diverges (IntroVAE on Checkerboard, as in
+Lu et al.'s Table 4) is dropped from its ensemble and reported as NaN.
 """
 
 from __future__ import annotations
@@ -106,11 +108,12 @@ def plan_2d(seeds: tuple[int, ...], datasets: tuple[str, ...] = TABLE2_DATASETS,
 
 def _trainer(group: Group, iterations: int, batch: int, hidden: int, device: torch.device) -> Trainer:
     cfg = train_config(iterations, PAPER_2D, batch_size=batch, progress=False, log_every=max(1, iterations // 20),
-                       drop_diverged_runs=True)
+                       drop_diverged_runs=True, ensemble_noise="batched")
     introspective = iterations - cfg.vae_warmup
     objectives = [make_objective(group.method, introspective, **r.hparams, **group.options) for r in group.runs]
     models = [seeded(lambda: ToyVAE(hidden=hidden), r.seed) for r in group.runs]
-    samplers: list[Sampler] = [ToySampler(r.dataset) for r in group.runs]
+    by_dataset = {r.dataset: ToySampler(r.dataset) for r in group.runs}  # one draw per dataset for all its runs
+    samplers: list[Sampler] = [by_dataset[r.dataset] for r in group.runs]
     return Trainer(Ensemble(models).to(device), objectives, samplers, cfg, seeds=[r.seed for r in group.runs])
 
 

@@ -64,7 +64,8 @@ def train_runs(runs: Sequence[tuple[str, Objective, int]], config: TrainConfig, 
     ``seed``, exactly as a single :class:`Trainer` run with that seed would. Returns one ordinary model per run.
     """
     models = [seeded(lambda: ToyVAE(hidden=hidden, flow_layers=flow_layers), seed).to(device) for _, _, seed in runs]
-    samplers = [ToySampler(ds) for ds, _, _ in runs]
+    by_dataset = {ds: ToySampler(ds) for ds, _, _ in runs}  # runs on one dataset share a sampler (batched noise)
+    samplers = [by_dataset[ds] for ds, _, _ in runs]
     objectives = [obj for _, obj, _ in runs]
     seeds = [seed for _, _, seed in runs]
     if len(runs) == 1:

@@ -77,6 +77,13 @@ class TrainConfig:
     #: Ensembles only: a run whose loss becomes NaN/inf is recorded in ``Trainer.diverged`` (run -> iteration) and
     #: left out of every later step, instead of stopping all runs (IntroVAE diverges on some 2D settings).
     drop_diverged_runs: bool = False
+    #: Ensembles only. ``"per_run"``: run ``r`` draws its data and noise from its own generator, seeded with its
+    #: seed, so it follows the same trajectory as the sequential run with that seed (the equivalence the tests check);
+    #: that costs R random-number calls per draw, which dominate a GPU step at large R (tiny kernels, one launch
+    #: each). ``"batched"``: one generator (seeded with the first run's seed) makes each draw once for all runs,
+    #: and each sampler object draws once for all the runs that share it: runs are still independent, but not the
+    #: sequential runs.
+    ensemble_noise: str = "per_run"
 
 
 def _significant(t: Tensor, digits: int = 7) -> float | list[Any]:
@@ -116,7 +123,13 @@ class Trainer:
             raise ValueError("all runs of an ensemble must use the same objective class")
         self.objective = self.objectives[0]
         self.device = next(model.parameters()).device
-        self.generators = [torch.Generator(device=self.device).manual_seed(int(s)) for s in self.seeds]
+        if config.ensemble_noise not in ("per_run", "batched"):
+            raise ValueError(f"ensemble_noise must be 'per_run' or 'batched', got {config.ensemble_noise!r}")
+        self.batched = self.is_ensemble and config.ensemble_noise == "batched"
+        if self.batched and self.shard.world > 1:
+            raise NotImplementedError("ensemble_noise='batched' is for a single process")
+        seeds = self.seeds[:1] if self.batched else self.seeds
+        self.generators = [torch.Generator(device=self.device).manual_seed(int(s)) for s in seeds]
         self.encoder_params = model.player_parameters("encoder")
         self.decoder_params = model.player_parameters("decoder")
         self.auxiliaries = {} if self.is_ensemble else self.objective.auxiliary_modules(model, self.seeds[0])
@@ -176,6 +189,8 @@ class Trainer:
         return {k: torch.tensor([o.hparams[k] for o in objective_of_run], device=self.device) for k in keys}
 
     def _batch(self) -> Tensor:
+        if self.batched:
+            return self._batched_batch()
         rows = self.shard.rows(self.config.batch_size)
         xs = [s(self.config.batch_size, g, rows) if rows else s(self.config.batch_size, g)
               for s, g in zip(self.samplers, self.generators)]
@@ -184,8 +199,22 @@ class Trainer:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
+    def _batched_batch(self) -> Tensor:
+        """All runs' batches with one call per distinct sampler object (``ensemble_noise="batched"``)."""
+        b, groups = self.config.batch_size, {}
+        for r, s in enumerate(self.samplers):
+            groups.setdefault(id(s), []).append(r)
+        order = [r for runs in groups.values() for r in runs]
+        draws = [self.samplers[runs[0]](len(runs) * b, self.generators[0]) for runs in groups.values()]
+        x = torch.cat(draws).unflatten(0, (len(order), b))
+        if order != sorted(order):  # back to run order
+            x = x[torch.tensor(order, device=x.device).argsort()]
+        return x
+
     def _noise(self, k: int) -> Tensor:
         shape = (k, self.config.batch_size, self.model.z_dim)
+        if self.batched:
+            return torch.randn((len(self.samplers), *shape), generator=self.generators[0], device=self.device)
         eps = [torch.randn(shape, generator=g, device=self.device) for g in self.generators]
         rows = self.shard.rows(self.config.batch_size)
         eps = [e[:, rows] for e in eps] if rows else eps
