@@ -101,3 +101,21 @@ def test_a_file_that_is_not_matlab_is_named(tmp_path):
     path.write_bytes(b"not a mat file at all")
     with pytest.raises(Cars3DFormatError, match="car_001_mesh.mat"):
         read_car(path)
+
+
+def test_find_cars3d_skips_a_data_root_without_cars(tmp_path, monkeypatch):
+    """A checkout's own ``data/`` (preparation tools) comes first among the data roots and holds no cars: the search
+    goes on to ``shared/data`` above (the CI layout), and names every place searched when nothing holds them."""
+    import sivae_core.data.images as images
+    from sivae_core.data.cars3d import Cars3DNotFoundError, find_cars3d
+
+    work, cars = tmp_path / "work", tmp_path / "shared" / "data" / "cars3d" / "cars64"
+    (work / "data").mkdir(parents=True)
+    cars.mkdir(parents=True)
+    monkeypatch.delenv("SIVAE_DATA", raising=False)
+    monkeypatch.chdir(work)
+    assert images.candidate_roots()[0] == work / "data"  # the first root exists, without cars
+    assert find_cars3d() == cars
+    monkeypatch.setattr(images, "candidate_roots", lambda root=None: [work / "data"])
+    with pytest.raises(Cars3DNotFoundError, match="work/data"):
+        find_cars3d()

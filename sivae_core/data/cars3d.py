@@ -33,6 +33,7 @@ __all__ = [
     "N_VIEWS",
     "TEST_MODELS",
     "Cars3D",
+    "find_cars3d",
     "Cars3DFormatError",
     "Cars3DNotFoundError",
     "car_names",
@@ -115,6 +116,20 @@ def read_car(path: str | os.PathLike[str], size: int = 64) -> Tensor:
     # (H, W, C, azimuth, elevation) -> (elevation, azimuth, C, H, W) -> (view, C, H, W)
     views = torch.from_numpy(np.ascontiguousarray(im.transpose(4, 3, 2, 0, 1))).reshape(N_VIEWS, 3, s, s)
     return _resize(views, size)
+
+
+def find_cars3d(sub: str = "cars3d/cars64") -> Path:
+    """The folder ``sub`` under the first data root that holds it (``$SIVAE_DATA``, ``./data``, ``shared/data`` here
+    or above: :func:`~sivae_core.data.images.candidate_roots`). Not simply the first root that exists: a
+    checkout's own ``data/`` (preparation tools) would hide the shared copy."""
+    from .images import candidate_roots
+
+    roots = candidate_roots()
+    for r in roots:
+        if (r / sub).is_dir():
+            return r / sub
+    raise Cars3DNotFoundError(f"no folder {sub} under any data root ({', '.join(map(str, roots))}); "
+                              "pass --data DIR or set SIVAE_DATA")
 
 
 def car_names(root: str | os.PathLike[str]) -> list[str]:

@@ -16,8 +16,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ..book import data_root
-from ..data.cars3d import load_cars3d
+from ..data.cars3d import find_cars3d, load_cars3d
 from ..translation import FAST, run_record, settings, train_translation, write_matrix
 
 if TYPE_CHECKING:
@@ -31,7 +30,7 @@ SIVAE_SHARE, SCORING_RESERVE_S = 0.5, 45.0
 
 def run_translation(ctx: JobContext) -> dict[str, Any]:
     dev, smoke = ctx.device, ctx.smoke
-    root = data_root() / "cars3d" / "cars64"
+    root = find_cars3d()
     train, test = load_cars3d(root, "train"), load_cars3d(root, "test")
     if smoke:  # 8 training cars: the probes and the per-view mean read every training image
         train = replace(train, images=train.images[:8], names=train.names[:8])

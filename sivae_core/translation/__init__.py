@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from .. import VAE, TensorSampler, TrainConfig, Trainer, seeded
-from ..data.cars3d import Cars3D, load_cars3d
+from ..data.cars3d import Cars3D, find_cars3d, load_cars3d
 from ..models.two_code import TwoCodeVAE
 from ..objectives import Objective
 from ..training.callbacks import Callback
@@ -255,7 +255,6 @@ def _settings_from(args: argparse.Namespace) -> TranslationSettings:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..book import data_root
     from ..cli import device_of
     from ..results import provenance, write_results
 
@@ -263,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
     prov = provenance(device_of(args), command)  # taken before training: the commit that trains
     s = _settings_from(args)
     device = device_of(args)
-    data = Path(args.data) if args.data else data_root() / "cars3d" / "cars64"
+    data = Path(args.data) if args.data else find_cars3d()
     if s.loss == "perceptual":
         from .perceptual import require_vgg16
 
