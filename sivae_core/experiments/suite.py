@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     plan = list(JOBS)
     if args.list:
         for job in plan:
-            print(f"{job.name:10s} share {job.share:.2f}  data: {', '.join(job.needs) or '-'}\n    {job.about}")
+            print(f"{job.name:12s} share {job.share:.2f}  data: {', '.join(job.needs) or '-'}\n    {job.about}")
         return 0
     if args.only:
         unknown = set(args.only) - {j.name for j in plan}
