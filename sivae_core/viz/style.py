@@ -139,7 +139,6 @@ def _unit(x: Tensor) -> Tensor:
     return ((x.float() + 1) / 2).clamp(0, 1).cpu()
 
 
-@torch.no_grad()
 def _finish(fig: Any, path: str | Path | None, dpi: int) -> Any:
     """Lay ``fig`` out; with ``path``, write it there and close it (a run writes many: open figures pile up)."""
     fig.tight_layout()
@@ -149,6 +148,7 @@ def _finish(fig: Any, path: str | Path | None, dpi: int) -> Any:
     return fig
 
 
+@torch.no_grad()
 def faces_figure(model: StyleVAE, faces: Tensor, path: str | Path | None = None, seed: int = 1234) -> Any:
     """Held-out ``faces`` (at least 13, in [-1, 1]) through ``model``: 8 faces over their reconstructions, the
     8x8 bilinear interpolation between the codes of four faces (the paper's Fig. 18 layout), and style mixing of
