@@ -23,7 +23,7 @@ case "${1:-}" in
 import shutil
 import sys
 from pathlib import Path
-from sivae_core.book import data_root
+from sivae_core.data.images import first_root_holding
 from sivae_core.experiments.suite import JOBS
 # The run tool carries 64 MiB in all, the working tree (about 12 MiB) included.
 LIMIT_MIB = 50
@@ -31,10 +31,12 @@ names = sys.argv[1:] or [job.name for job in JOBS if job.name != "translation"]
 unknown = set(names) - {job.name for job in JOBS}
 if unknown:
     sys.exit(f"unknown job(s) {sorted(unknown)}; the plan has {[job.name for job in JOBS]}")
-root, copied = data_root(), set()
+copied = set()
 for job in (job for job in JOBS if job.name in names):
     for need in (n for n in job.needs if n not in copied):
-        src, dst = root / need, Path("gpu_carry/data") / need
+        src, dst = first_root_holding(need), Path("gpu_carry/data") / need
+        if src is None:
+            sys.exit(f"{job.name} needs {need}, found under no data root: set SIVAE_DATA")
         dst.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, dst)
         copied.add(need)

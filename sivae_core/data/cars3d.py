@@ -120,16 +120,14 @@ def read_car(path: str | os.PathLike[str], size: int = 64) -> Tensor:
 
 def find_cars3d(sub: str = "cars3d/cars64") -> Path:
     """The folder ``sub`` under the first data root that holds it (``$SIVAE_DATA``, ``./data``, ``shared/data`` here
-    or above: :func:`~sivae_core.data.images.candidate_roots`). Not simply the first root that exists: a
-    checkout's own ``data/`` (preparation tools) would hide the shared copy."""
-    from .images import candidate_roots
+    or above: :func:`~sivae_core.data.images.first_root_holding`)."""
+    from .images import candidate_roots, first_root_holding
 
-    roots = candidate_roots()
-    for r in roots:
-        if (r / sub).is_dir():
-            return r / sub
-    raise Cars3DNotFoundError(f"no folder {sub} under any data root ({', '.join(map(str, roots))}); "
-                              "pass --data DIR or set SIVAE_DATA")
+    found = first_root_holding(sub)
+    if found is None:
+        raise Cars3DNotFoundError(f"no folder {sub} under any data root ({', '.join(map(str, candidate_roots()))}); "
+                                  "pass --data DIR or set SIVAE_DATA")
+    return found
 
 
 def car_names(root: str | os.PathLike[str]) -> list[str]:

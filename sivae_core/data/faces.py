@@ -67,14 +67,13 @@ class UnreadableImageError(PrepareError):
 def find_faces(sub: str = CELEBA_10K, root: str | os.PathLike[str] | None = None) -> Path:
     """The folder ``sub`` under the first data root that holds it (``root``, ``$SIVAE_DATA``, ``./data``, ``shared/data``
     here or above: :func:`~sivae_core.data.images.candidate_roots`); a clear error naming every place searched."""
-    from .images import candidate_roots
+    from .images import candidate_roots, first_root_holding
 
-    roots = candidate_roots(root)
-    for r in roots:
-        if (r / sub).is_dir():
-            return r / sub
-    where = ", ".join(str(r) for r in roots)
-    raise PrepareError(f"no folder {sub} under any data root ({where}); set SIVAE_DATA or pass the folder itself")
+    found = first_root_holding(sub, root)
+    if found is None:
+        where = ", ".join(str(r) for r in candidate_roots(root))
+        raise PrepareError(f"no folder {sub} under any data root ({where}); set SIVAE_DATA or pass the folder itself")
+    return found
 
 
 def array_path(out: Path, resolution: int) -> Path:

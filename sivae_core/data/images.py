@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "ImageData", "DatasetNotFoundError", "DatasetCorruptError", "find_root", "read_idx", "load_idx",
+    "ImageData", "DatasetNotFoundError", "DatasetCorruptError", "find_root", "first_root_holding", "read_idx", "load_idx",
     "load_mnist", "load_cifar10", "load_svhn", "load_folder", "load_dataset", "to_float", "DATASETS",
 ]
 
@@ -103,6 +103,12 @@ def candidate_roots(root: str | os.PathLike[str] | None = None) -> list[Path]:
         if r not in out:
             out.append(r)
     return out
+
+
+def first_root_holding(sub: str, root: str | os.PathLike[str] | None = None) -> Path | None:
+    """``r / sub`` for the first of :func:`candidate_roots` that holds ``sub``; None if none does. Not simply the
+    first root that exists: a checkout's own ``data/`` (preparation tools) would hide ``../shared/data``."""
+    return next((r / sub for r in candidate_roots(root) if (r / sub).exists()), None)
 
 
 def find_root(name: str, root: str | os.PathLike[str] | None, probe: Callable[[Path], Path | None]) -> Path:

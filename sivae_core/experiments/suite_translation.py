@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 
 __all__ = ["run_translation"]
 
-#: Share of the job's time left that Soft-IntroVAE trains for, and the time kept back for scoring three runs.
-SIVAE_SHARE, SCORING_RESERVE_S = 0.5, 45.0
+#: Share of the job's time left (after the scoring reserve) that each run trains for, in order: Soft-IntroVAE half,
+#: the beta-VAE half of the rest, the autoencoder all that remains; and the time kept back for scoring three runs.
+SHARES, SCORING_RESERVE_S = {"sivae": 0.5, "vae": 0.5, "ae": 1.0}, 45.0
 
 
 def run_translation(ctx: JobContext) -> dict[str, Any]:
@@ -38,9 +39,8 @@ def run_translation(ctx: JobContext) -> dict[str, Any]:
     n_pairs, log_every = (32, 2) if smoke else (2000, 50)
     report: dict[str, Any] = {}
     target: int | None = None  # the baselines train as many iterations as Soft-IntroVAE reached
-    for method in ("sivae", "vae", "ae"):
+    for method, share in SHARES.items():
         left = ctx.seconds_left() - (0 if smoke else SCORING_RESERVE_S)
-        share = SIVAE_SHARE if method == "sivae" else (0.5 if method == "vae" else 1.0)
         budget = ctx.budget_callback(reserve_s=left * (1 - share) + (0 if smoke else SCORING_RESERVE_S))
         iterations = (4 if smoke else 10**7) if target is None else target
         s = settings(method, fast=False, iterations=iterations, **(tiny if smoke else {}))
