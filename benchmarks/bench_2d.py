@@ -13,11 +13,17 @@ Prints one machine-readable line per figure, ``name: value``:
 * ``ensemble_R{R}_batched_run_it_per_s`` and ``ensemble_R{R}_batched_over_per_run``: the same ensemble with the
   trainer's ``ensemble_noise="batched"`` (one random-number call per draw for all runs, as the GPU suite trains),
   and its ratio to the per-run generators above;
+* ``ensemble_R{R}_graphed_run_it_per_s`` and ``ensemble_R{R}_graphed_over_batched``: the batched ensemble with its
+  step recorded as a CUDA graph (``cuda_graph=True``; on a CPU nothing is recorded and the ratio is about 1), and
+  ``ensemble_R15_graphed_max_param_diff``: the largest parameter difference after 50 steps between the recorded
+  step and the same step run unrecorded (the check that the recording trains the same runs; 0 on a CPU, where
+  nothing is recorded);
 * ``ensemble_R{R}_ops_per_step_per_run`` / ``..._batched``: PyTorch operators dispatched per ensemble step (a
   device-independent count of what a GPU launches as kernels), for R = 15 and the largest R;
 * ``table2_protocol_estimated_minutes``: 4 datasets x 3 methods x 5 seeds x 30,000 iterations, trained as
-  one ensemble per method, extrapolated from the measured ensemble speed on this device (per-run generators), and
-  ``table2_protocol_batched_estimated_minutes`` with batched noise.
+  one ensemble per method, extrapolated from the measured ensemble speed on this device (per-run generators),
+  ``table2_protocol_batched_estimated_minutes`` with batched noise and ``table2_protocol_graphed_estimated_minutes``
+  with batched noise and recorded steps (as the GPU suite trains).
 
     python benchmarks/bench_2d.py [--quick] [--device cuda]
 """
@@ -35,8 +41,11 @@ from sivae_core.data.toy2d import ToySampler, sample
 from sivae_core.models import ToyVAE
 from sivae_core.objectives import VAE, IntroVAE, SoftIntroVAE
 from sivae_core.training import Ensemble
+from sivae_core.training.graphs import EAGER_STEPS_BEFORE_CAPTURE
 
 BETAS = dict(beta_rec=0.2, beta_kl=0.3, beta_neg=0.9)
+#: Untimed calls of a recorded step: the ordinary steps before its capture, the capture, one replay.
+CAPTURED_AT = EAGER_STEPS_BEFORE_CAPTURE + 2
 
 
 def sync(device: str) -> None:
@@ -56,12 +65,28 @@ def rate(step, n: int, device: str, warmup: int = 3) -> float:
     return n / (time.perf_counter() - start)
 
 
-def trainer_for(model, objective, n_runs: int, device: str, noise: str = "per_run") -> Trainer:
+def trainer_for(model, objective, n_runs: int, device: str, noise: str = "per_run", graph: bool = False) -> Trainer:
     cfg = TrainConfig(iterations=10**9, batch_size=512, vae_warmup=0, progress=False, log_every=10**9,
-                      ensemble_noise=noise)
+                      ensemble_noise=noise, cuda_graph=graph)
     if n_runs == 1:
         return Trainer(model, objective, ToySampler("8gaussians"), cfg)
     return Trainer(model, [objective] * n_runs, [ToySampler("8gaussians")] * n_runs, cfg, seeds=list(range(n_runs)))
+
+
+def graphed_difference(r: int, device: str, steps: int) -> float:
+    """Largest parameter difference between an ensemble trained with recorded steps and the same ensemble and step
+    run unrecorded. (Against ``cuda_graph=False`` it would not be 0: the learning rate as a float32 tensor rounds
+    differently from a Python float, and Adam's normalised steps amplify such differences in weights whose
+    gradients are near zero.)"""
+    trained = []
+    for capture in (False, True):
+        ens = Ensemble([seeded(ToyVAE, s) for s in range(r)]).to(device)
+        trainer = trainer_for(ens, SoftIntroVAE(**BETAS), r, device, "batched", graph=True)
+        trainer.graphs.capture = capture and device == "cuda"
+        for _ in range(steps):
+            trainer.step()
+        trained.append(ens)
+    return max((p - q).abs().max().item() for p, q in zip(*(e.parameters() for e in trained)))
 
 
 def ops_per_step(step) -> int:
@@ -151,9 +176,11 @@ def main() -> None:
     for r in sizes:
         calls = max(2, n // max(1, r // 15))
         steps = {}
-        for noise in ("per_run", "batched"):
+        for noise in ("per_run", "batched", "graphed"):
             ens = Ensemble([seeded(ToyVAE, s) for s in range(r)]).to(dev)
-            steps[noise] = trainer_for(ens, SoftIntroVAE(**BETAS), r, dev, noise).step
+            batched = noise != "per_run"
+            steps[noise] = trainer_for(ens, SoftIntroVAE(**BETAS), r, dev, "batched" if batched else noise,
+                                       graph=noise == "graphed").step
         it_s = rate(steps["per_run"], calls, dev)
         print(f"ensemble_R{r}_run_it_per_s: {it_s * r:.1f}")
         print(f"ensemble_R{r}_ratio_vs_sequential: {it_s * r / ours:.2f}")
@@ -161,16 +188,24 @@ def main() -> None:
             batched = rate(steps["batched"], calls, dev)
             print(f"ensemble_R{r}_batched_run_it_per_s: {batched * r:.1f}")
             print(f"ensemble_R{r}_batched_over_per_run: {batched / it_s:.2f}")
+            graphed = rate(steps["graphed"], calls, dev, warmup=CAPTURED_AT)
+            print(f"ensemble_R{r}_graphed_run_it_per_s: {graphed * r:.1f}")
+            print(f"ensemble_R{r}_graphed_over_batched: {graphed / batched:.2f}")
+        if r == 15:
+            print(f"ensemble_R15_graphed_max_param_diff: {graphed_difference(15, dev, 5 if args.quick else 50):.2e}")
         if r in (15, sizes[-1]):
-            for noise, step in steps.items():
-                print(f"ensemble_R{r}_ops_per_step_{noise}: {ops_per_step(step)}")
+            for noise in ("per_run", "batched"):
+                print(f"ensemble_R{r}_ops_per_step_{noise}: {ops_per_step(steps[noise])}")
     # Table 2: one ensemble of 20 runs (4 datasets x 5 seeds) per method, 30,000 iterations each.
-    for noise in ("per_run", "batched"):
+    for noise in ("per_run", "batched", "graphed"):
         for name, obj in (("vae", VAE(0.8, 0.05)), ("introvae", IntroVAE(0.3, 0.5, 1.0, 1.0)),
                           ("sivae", SoftIntroVAE(**BETAS))):
             ens = Ensemble([seeded(ToyVAE, s) for s in range(20)]).to(dev)
-            per_method_time[name] = 30_000 / rate(trainer_for(ens, obj, 20, dev, noise).step, max(2, n // 3), dev)
-        label = "" if noise == "per_run" else "_batched"
+            trainer = trainer_for(ens, obj, 20, dev, "per_run" if noise == "per_run" else "batched",
+                                  graph=noise == "graphed")
+            per_method_time[name] = 30_000 / rate(trainer.step, max(2, n // 3), dev,
+                                                  warmup=CAPTURED_AT if noise == "graphed" else 3)
+        label = "" if noise == "per_run" else f"_{noise}"
         print(f"table2_protocol{label}_estimated_minutes: {sum(per_method_time.values()) / 60:.1f}")
 
 

@@ -36,6 +36,8 @@ def test_smoke_runs_every_job_and_packs_its_results(tmp_path, one_thread):
         assert {"toy2d/suite_2d.json", "toy2d/suite_2d_samples.npz", "cifar10/suite_cifar10.json"} <= names
         assert not any(n.startswith("_scratch") for n in names)  # checkpoints stay behind
         toy = json.load(tar.extractfile("toy2d/suite_2d.json"))
+        table2 = json.load(tar.extractfile("table2/suite_table2.json"))
+        assert "table2/suite_table2_samples.npz" in names
         translation = {m: json.load(tar.extractfile(f"translation/translation_gpu_{m}.json")) for m in ("sivae", "vae", "ae")}
         assert {f"translation/translation_gpu_{m}_matrix.png" for m in translation} <= names
     # the translation baselines train as many iterations as Soft-IntroVAE reached, on the paper's model and losses
@@ -44,6 +46,10 @@ def test_smoke_runs_every_job_and_packs_its_results(tmp_path, one_thread):
     assert translation["sivae"]["settings"]["beta_neg_content"] == 2048 and translation["sivae"]["loss"].startswith("pixel")
     assert all(0 < r["transfer_mse"] < 1 and r["budget"]["fraction_of_paper"] > 0 for r in translation.values())
     assert budget_line(translation["vae"]).startswith("4 iterations x batch 8")
+    # the Table 2 job: only Table 2's runs, its three ensembles with the step recorded (on a CPU: run unrecorded)
+    assert {r["figure"] for r in table2["runs"]} == {"table2"} and len(table2["runs"]) == 2 * 3
+    assert [g["method"] for g in table2["groups"]] == ["vae", "introvae", "sivae"]
+    assert table2["recorded_steps"] == [False] * 3 and table2["budget"]["iterations"] == 40
     figures = {r["figure"] for r in toy["runs"]}
     assert figures == {"table2", "fig3", "fig21", "as_table", "readings"}
     assert {r["reading"] for r in toy["runs"] if r["figure"] == "as_table"} == {"rec_kl_neg", "kl_rec_neg"}

@@ -35,6 +35,7 @@ from .callbacks import Callback, StopTraining
 from .checkpoint import load_checkpoint_file, save_checkpoint_file
 from .distributed import Shard
 from .ensemble import Ensemble
+from .graphs import StepGraphs
 from .samplers import Sampler
 
 __all__ = ["TrainConfig", "Trainer", "NonFiniteLossError"]
@@ -84,6 +85,11 @@ class TrainConfig:
     #: and each sampler object draws once for all the runs that share it: runs are still independent, but not the
     #: sequential runs.
     ensemble_noise: str = "per_run"
+    #: Record the step once as a CUDA graph and replay it (:mod:`.graphs`): for small models, whose step is bound
+    #: by kernel launches. NaN/inf losses are then caught at log steps and before checkpoints, with the iteration
+    #: they happened at. Not with objectives that keep a schedule counter, auxiliary networks, step hooks, fp16,
+    #: ``compile`` or several processes. On a CPU the same step runs uncaptured.
+    cuda_graph: bool = False
 
 
 def _significant(t: Tensor, digits: int = 7) -> float | list[Any]:
@@ -144,6 +150,19 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self._setup_scale()
         self.wrappers = self.shard.wrap(model) if isinstance(model, IntroVAEModel) else {}
+        self.graphs = StepGraphs(self) if config.cuda_graph else None
+        if self.graphs is not None:
+            self._check_graphable()
+
+    def _check_graphable(self) -> None:
+        cfg, counters = self.config, {type(o).__name__: o.state_dict() for o in self.objectives if o.state_dict()}
+        refusals = {
+            f"objectives with a Python-side schedule ({counters}), which a replayed step would not advance": counters,
+            "auxiliary networks": self.auxiliaries, "step hooks": self.step_hooks, "fp16 loss scaling": self.scaler.is_enabled(),
+            "compile=True": cfg.compile, "several processes": self.shard.world > 1}
+        bad = [what for what, present in refusals.items() if present]
+        if bad:
+            raise ValueError(f"cuda_graph=True cannot record this step: {'; '.join(bad)}. Train with cuda_graph=False.")
 
     def reset_optimizers(self) -> None:
         """Fresh Adam states and schedulers (progressive training resets them when the resolution grows)."""
@@ -152,10 +171,25 @@ class Trainer:
         fused = self.device.type == "cuda"
         self.opt_e = torch.optim.Adam(self.encoder_params, lr=cfg.lr_encoder, betas=cfg.adam_betas, fused=fused)
         self.opt_d = torch.optim.Adam(self.decoder_params, lr=cfg.lr_decoder, betas=cfg.adam_betas, fused=fused)
+        self._recordable_optimizers()
         self.sched_e = torch.optim.lr_scheduler.MultiStepLR(self.opt_e, list(cfg.lr_milestones), cfg.lr_gamma)
         self.sched_d = torch.optim.lr_scheduler.MultiStepLR(self.opt_d, list(cfg.lr_milestones), cfg.lr_gamma)
         self.opt_aux = {name: torch.optim.Adam(a.module.parameters(), lr=a.lr, betas=a.betas)
                         for name, a in self.auxiliaries.items()}
+        if getattr(self, "graphs", None) is not None:
+            self.graphs.reset()
+
+    def _recordable_optimizers(self) -> None:
+        """cuda_graph: a recorded step must read the learning rate from a tensor (the scheduler fills it at its
+        milestones) and keep Adam's step count on the device (capturable); a Python float would be frozen into the
+        recording. Also after loading a checkpoint, whose param groups replace these settings."""
+        if not self.config.cuda_graph:
+            return
+        for opt in (self.opt_e, self.opt_d):
+            for group in opt.param_groups:
+                if not isinstance(group["lr"], Tensor):
+                    group["lr"] = torch.tensor(group["lr"], device=self.device)
+                group["capturable"] = self.device.type == "cuda"
 
     # ------------------------------------------------------------------ training at scale (opt-in)
     def _setup_scale(self) -> None:
@@ -252,7 +286,7 @@ class Trainer:
     def _update(self, out: StepOutput, part: str, optimizers: dict[str, torch.optim.Optimizer],
                 params: list[torch.nn.Parameter] | None, logs: dict[str, Tensor]) -> None:
         """Check, backpropagate (into ``params`` only) and step one player's optimizers."""
-        alive = self._check_finite(out, part)
+        alive = self._check_finite(out, part) if self.graphs is None else self.graphs.mark(out.loss, part)
         for opt in optimizers.values():
             opt.zero_grad(set_to_none=True)
         # Runs are independent (stacked parameters, element-wise Adam): a diverged run's NaNs stay in its own slice.
@@ -278,12 +312,33 @@ class Trainer:
         """One training iteration; returns the detached loss terms."""
         for hook in self.step_hooks:
             hook(self)
-        runs = self.objectives
+        runs, phase = self.objectives, "objective"
         if self.iteration < self.config.vae_warmup:  # plain beta-VAE with each run's own beta_rec, beta_kl
-            runs = [VAE(o.hparams["beta_rec"], o.hparams["beta_kl"]) for o in self.objectives]
-        objective, hp, x = runs[0], self._hparams(runs), self._batch()
+            runs, phase = [VAE(o.hparams["beta_rec"], o.hparams["beta_kl"]) for o in self.objectives], "warm-up"
+        objective, x = runs[0], self._batch()
         n_e, n_d = objective.noise_draws
         eps_e, eps_d = self._noise(n_e), self._noise(n_d)
+
+        def updates(hp: dict[str, Any], x: Tensor, eps_e: Tensor, eps_d: Tensor) -> dict[str, Tensor]:
+            return self._updates(objective, hp, x, eps_e, eps_d)
+
+        if self.graphs is None:
+            logs = updates(self._hparams(runs), x, eps_e, eps_d)
+        else:
+            logs = self.graphs.step(phase, lambda: self._hparams(runs), updates, x, eps_e, eps_d)
+        if self.scaler.is_enabled():
+            self.scaler.update()
+        if self.ema is not None:
+            self.ema.update_parameters(getattr(self.model.decoder, "_orig_mod", self.model.decoder))
+        self.sched_e.step()
+        self.sched_d.step()
+        self.iteration += 1
+        self.images_seen += self.config.batch_size
+        return logs
+
+    def _updates(self, objective: Objective, hp: dict[str, Any], x: Tensor, eps_e: Tensor,
+                 eps_d: Tensor) -> dict[str, Tensor]:
+        """Both players' updates (or the joint one) on one draw, and any auxiliary steps; the detached terms."""
         logs: dict[str, Tensor] = {}
         out_e = self._losses(objective, "encoder", x, eps_e, hp)
         if objective.joint:
@@ -299,20 +354,35 @@ class Trainer:
             logs["loss_encoder"], logs["loss_decoder"] = out_e.loss.detach(), out_d.loss.detach()
         if objective is self.objective:
             self._auxiliary_steps(out_e.carry, logs)
-        if self.scaler.is_enabled():
-            self.scaler.update()
-        if self.ema is not None:
-            self.ema.update_parameters(getattr(self.model.decoder, "_orig_mod", self.model.decoder))
-        self.sched_e.step()
-        self.sched_d.step()
-        self.iteration += 1
-        self.images_seen += self.config.batch_size
         return logs
+
+    def _check_recorded(self, logs: dict[str, Tensor] | None = None) -> None:
+        """cuda_graph: the NaN/inf check an eager step makes each iteration, made now for the steps since the last
+        one (dropping diverged runs, or raising with the iteration and step at which the loss stopped being finite)."""
+        if self.graphs is None:
+            return
+        bad = self.graphs.nonfinite()
+        if self.is_ensemble and self.config.drop_diverged_runs:
+            for r, (it, _) in bad.items():
+                self.diverged.setdefault(r, it)
+            if len(self.diverged) < self.model.n_runs:
+                return
+        if not bad:
+            return
+        it, part = min(bad.values())
+        terms = [k for k, v in (logs or {}).items() if not bool(torch.isfinite(v).all())]
+        runs = f" (runs {sorted(bad)})" if self.is_ensemble else ""
+        raise NonFiniteLossError(
+            f"iteration {it}: the {part} loss of {type(self.objective).__name__} is not finite{runs}; found at "
+            f"iteration {self.iteration} (cuda_graph checks at log steps); non-finite terms now: {terms or ['?']}. "
+            "Lower the learning rate or beta_neg, check the data range, or resume from the last checkpoint."
+        )
 
     # ------------------------------------------------------------------ the loop
     def _log(self, logs: dict[str, Tensor], bar: tqdm, rate: float) -> bool:
         """Record a log step (global means over processes); run the callbacks. True: stop training."""
         # float(): under bf16 autocast some terms are bf16, which numpy cannot hold.
+        self._check_recorded(logs)
         record = {"iteration": self.iteration,
                   **{k: _significant(self.shard.mean(v.float())) for k, v in logs.items()}}
         stop = False
@@ -376,6 +446,7 @@ class Trainer:
 
     def save_checkpoint(self, path: str | os.PathLike[str]) -> None:
         """Written by the main process, atomically (a crash mid-write never corrupts the last checkpoint)."""
+        self._check_recorded()  # never write a checkpoint whose weights a NaN has reached unnoticed
         if self.shard.is_main:
             save_checkpoint_file(self.state_dict(), path)
 
@@ -388,6 +459,7 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         for name in ("opt_e", "opt_d", "sched_e", "sched_d"):
             getattr(self, name).load_state_dict(state[name])
+        self._recordable_optimizers()
         for name, aux in self.auxiliaries.items():
             aux.module.load_state_dict(state["auxiliaries"][name])
             self.opt_aux[name].load_state_dict(state["opt_aux"][name])
@@ -405,3 +477,5 @@ class Trainer:
         self.history, self.iteration = state["history"], int(state["iteration"])
         self.diverged = {int(r): int(i) for r, i in state["diverged"].items()}
         self.images_seen = int(state["images_seen"])
+        if self.graphs is not None:  # the optimizers' state tensors were replaced
+            self.graphs.reset()

@@ -1,0 +1,100 @@
+"""``TrainConfig.cuda_graph``: the synchronisation-free step a CUDA graph records, checked on the CPU.
+
+On a CPU nothing is recorded, but every other part of the recorded step runs: static hyperparameters per phase,
+the learning rate as a tensor the scheduler fills, the device-side finite-loss record read at log steps and before
+checkpoints. So these tests hold the recorded step to the eager one; ``benchmarks/bench_2d.py`` compares the
+recording itself with the eager step on a GPU.
+"""
+
+import pytest
+import torch
+
+from sivae_core import NonFiniteLossError, TrainConfig, Trainer, seeded
+from sivae_core.data.toy2d import ToySampler
+from sivae_core.models import ToyVAE
+from sivae_core.objectives import ASIntroVAE, SoftIntroVAE
+from sivae_core.training import Ensemble
+
+from .test_ensemble import _PoisonAfter
+from .test_trainer import PoisonedSampler
+
+OBJ = SoftIntroVAE(0.2, 0.3, 0.9)
+
+
+def small() -> ToyVAE:
+    return ToyVAE(hidden=16, n_hidden_layers=2)
+
+
+def config(graph: bool, **kw) -> TrainConfig:
+    base = dict(iterations=30, batch_size=32, vae_warmup=8, lr_milestones=(20,), log_every=10, progress=False,
+                ensemble_noise="batched", cuda_graph=graph)
+    return TrainConfig(**{**base, **kw})
+
+
+def ensemble_trainer(graph: bool, samplers=None, **kw) -> Trainer:
+    samplers = samplers or [ToySampler("8gaussians"), ToySampler("spiral"), ToySampler("8gaussians")]
+    ens = Ensemble([seeded(small, s) for s in range(3)])
+    return Trainer(ens, [OBJ] * 3, samplers, config(graph, **kw), seeds=[0, 1, 2])
+
+
+def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    # The learning rate as a float32 tensor rounds differently from a Python float: ~1e-8 after 30 steps.
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(q, p, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_recorded_step_follows_the_eager_step_through_warm_up_and_milestone():
+    eager, graph = ensemble_trainer(False).fit(), ensemble_trainer(True).fit()
+    assert_same_weights(eager.model, graph.model)
+    assert [h["iteration"] for h in graph.history] == [10, 20, 30]
+    assert graph.history[-1]["loss_encoder"] == pytest.approx(eager.history[-1]["loss_encoder"], rel=1e-5)
+    assert float(graph.opt_e.param_groups[0]["lr"]) == pytest.approx(2e-5)  # the milestone filled the tensor
+
+
+def test_recorded_step_of_a_single_model():
+    eager, graph = (Trainer(seeded(small, 0), OBJ, ToySampler("rings"), config(g)).fit() for g in (False, True))
+    assert_same_weights(eager.model, graph.model)
+
+
+def test_nan_is_reported_at_the_next_log_step_with_the_iteration_it_happened():
+    trainer = Trainer(seeded(small, 0), OBJ, PoisonedSampler(bad_at=3), config(True, vae_warmup=0))
+    with pytest.raises(NonFiniteLossError, match=r"iteration 3: the encoder loss .* found at iteration 10"):
+        trainer.fit()
+
+
+def test_no_checkpoint_is_written_after_an_unnoticed_nan(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    trainer = Trainer(seeded(small, 0), OBJ, PoisonedSampler(bad_at=3), config(True, vae_warmup=0, log_every=100,
+                                                                                checkpoint_every=5),
+                      checkpoint_path=ckpt)
+    with pytest.raises(NonFiniteLossError, match="iteration 3"):
+        trainer.fit()
+    assert not ckpt.exists()
+
+
+def test_diverged_runs_are_dropped_at_the_iteration_they_diverged():
+    samplers = lambda: [ToySampler("8gaussians"), _PoisonAfter(bad_at=5), ToySampler("8gaussians")]  # noqa: E731
+    eager = ensemble_trainer(False, samplers(), drop_diverged_runs=True, ensemble_noise="per_run").fit()
+    graph = ensemble_trainer(True, samplers(), drop_diverged_runs=True, ensemble_noise="per_run").fit()
+    assert eager.diverged == graph.diverged == {1: 5}
+    for r in (0, 2):
+        assert_same_weights(eager.model.run_model(r), graph.model.run_model(r))
+
+
+def test_resume_of_a_recorded_run_matches_the_uninterrupted_run(tmp_path):
+    straight = ensemble_trainer(True).fit()
+    ckpt = tmp_path / "run.pt"
+    first = ensemble_trainer(True)
+    first.checkpoint_path = ckpt
+    first.fit(iterations=15)
+    resumed = ensemble_trainer(True)
+    resumed.checkpoint_path = ckpt
+    resumed.fit()
+    assert resumed.iteration == 30
+    for p, q in zip(straight.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_objectives_with_a_schedule_counter_are_refused():
+    with pytest.raises(ValueError, match="Python-side schedule.*cuda_graph=False"):
+        Trainer(seeded(small, 0), ASIntroVAE.for_run(iterations=30), ToySampler("rings"), config(True))
