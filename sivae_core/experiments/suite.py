@@ -77,8 +77,8 @@ class Job:
 JOBS: list[Job] = [
     Job("table2", 0.5, (), run_table2, "Table 2 alone at the paper's budget (4 datasets x VAE/IntroVAE/S-IntroVAE x 5 "
         "seeds, 30,000 iterations, three ensembles with recorded steps): per-seed metrics and samples"),
-    Job("toy2d", 0.5, (), run_toy2d, "Part II at the paper's budget: Table 2, Fig. 3, Fig. 21, the AS-IntroVAE tables "
-        "under both readings of C1-C3, the three encoder-gradient readings; per-seed metrics and samples"),
+    Job("toy2d", 0.5, (), run_toy2d, "the rest of Part II at the paper's budget: Fig. 3, Fig. 21, the AS-IntroVAE "
+        "tables under both readings of C1-C3, the three encoder-gradient readings; per-seed metrics and samples"),
     Job("cifar10", 0.35, ("cifar10/cifar10_exact_subset.npz",), run_cifar10, "CIFAR-10 S-IntroVAE (unconditional "
         "and class-conditional) for the job's budget: Frechet-distance curve, samples and reconstructions"),
     Job("style", 0.4, ("celeba/img_align_celeba_10k",), run_style, "the style-based Soft-IntroVAE grown 4 -> 64 on "
