@@ -3,6 +3,10 @@
 baseline, measured in the same run, is one plain VAE step of the same model: the ratio is what the
 introspective game (fakes encoded and decoded again, two updates) costs.
 
+On a GPU the same step is also timed recorded as a CUDA graph (``cuda_graph=True``: at batch 32 the step is bound
+by kernel launches): ``sivae_step_graphed_images_per_s_batch{B}``, and with ``--authors``
+``sivae_graphed_over_authors_speedup_batch32``. A recording that fails prints ``sivae_step_graphed_error`` instead.
+
 ``--authors`` also times a transcription of the authors' training step (their model layout with BatchNorm,
 fp32, separate network calls with ``requires_grad`` toggles and the extra deterministic reconstruction their loop
 logs, batch 32) in the same process: ``sivae_over_authors_speedup_batch32`` is our step's images/s over theirs.
@@ -27,20 +31,22 @@ import torch
 from sivae_core import TensorSampler, TrainConfig, Trainer
 from sivae_core.data import load_dataset
 from sivae_core.experiments.images import build, objective_for, settings
+from sivae_core.training.graphs import EAGER_STEPS_BEFORE_CAPTURE
 from sivae_core.training.precision import autocast_dtype
 
 
 def bench(batch: int, steps: int, device: torch.device, images: torch.Tensor, compile: bool,
           method: str = "sivae", dataset: str = "cifar10", channels_last: bool | None = None,
-          fast: bool | str = False, amp: str | None = None) -> float:
+          fast: bool | str = False, amp: str | None = None, graph: bool = False) -> float:
     s = settings(dataset, method, fast=fast or dataset != "cifar10")
     model = build(s, tuple(images.shape[1:])).to(device)
     cuda = device.type == "cuda"
     cfg = TrainConfig(iterations=10**9, batch_size=batch, lr_milestones=(), vae_warmup=0, progress=False,
                       amp_dtype=autocast_dtype(amp or s.amp, device),
-                      channels_last=cuda if channels_last is None else channels_last, compile=compile)
+                      channels_last=cuda if channels_last is None else channels_last, compile=compile,
+                      cuda_graph=graph)
     tr = Trainer(model, objective_for(s), TensorSampler(images.to(device) if cuda else images, device=device), cfg)
-    for _ in range(3 if not compile else 10):  # warm-up (and compilation)
+    for _ in range(10 if compile else EAGER_STEPS_BEFORE_CAPTURE + 2 if graph else 3):  # warm-up, compilation, capture
         tr.step()
     if cuda:
         torch.cuda.synchronize()
@@ -151,10 +157,19 @@ def main() -> None:
         print(f"sivae_step_images_per_s_batch{b}: {sivae:.1f}")
         print(f"vae_step_images_per_s_batch{b}: {vae:.1f}")
         print(f"sivae_over_vae_time_ratio_batch{b}: {vae / sivae:.2f}")
+        graphed = None
+        if device.type == "cuda":
+            try:
+                graphed = bench(b, a.steps, device, data.images, False, graph=True)
+                print(f"sivae_step_graphed_images_per_s_batch{b}: {graphed:.1f}")
+            except Exception as err:  # a benchmark reports what failed and goes on to its other figures
+                print(f"sivae_step_graphed_error: {type(err).__name__}: {str(err)[:200]}".replace("\n", " "))
         if a.authors and b == 32:
             theirs = 32 * time_step(authors_step_factory(device, data.images), a.steps, device)
             print(f"authors_step_images_per_s_batch32: {theirs:.1f}")
             print(f"sivae_over_authors_speedup_batch32: {sivae / theirs:.2f}")
+            if graphed is not None:
+                print(f"sivae_graphed_over_authors_speedup_batch32: {graphed / theirs:.2f}")
     if device.type == "cpu" and not a.quick:
         threads = torch.get_num_threads()
         torch.set_num_threads(a.threads)

@@ -9,8 +9,9 @@ recording itself with the eager step on a GPU.
 import pytest
 import torch
 
-from sivae_core import NonFiniteLossError, TrainConfig, Trainer, seeded
+from sivae_core import NonFiniteLossError, TensorSampler, TrainConfig, Trainer, seeded
 from sivae_core.data.toy2d import ToySampler
+from sivae_core.experiments.images import build, objective_for, settings
 from sivae_core.models import ToyVAE
 from sivae_core.objectives import ASIntroVAE, SoftIntroVAE
 from sivae_core.training import Ensemble
@@ -98,3 +99,38 @@ def test_resume_of_a_recorded_run_matches_the_uninterrupted_run(tmp_path):
 def test_objectives_with_a_schedule_counter_are_refused():
     with pytest.raises(ValueError, match="Python-side schedule.*cuda_graph=False"):
         Trainer(seeded(small, 0), ASIntroVAE.for_run(iterations=30), ToySampler("rings"), config(True))
+
+
+def image_trainer(graph: bool, images: torch.Tensor, labels: torch.Tensor | None = None) -> Trainer:
+    s = settings("fmnist", "sivae", fast=True)
+    if labels is not None:
+        s = settings("fmnist", "sivae", fast=True, conditional=True)
+    model = seeded(lambda: build(s, tuple(images.shape[1:])), 0)
+    on_labels = model.set_labels if labels is not None else None
+    cfg = TrainConfig(iterations=4, batch_size=16, vae_warmup=0, lr_milestones=(), log_every=2, progress=False,
+                      amp_dtype="bf16", channels_last=True, cuda_graph=graph)
+    return Trainer(model, objective_for(s), TensorSampler(images, labels, on_labels), cfg)
+
+
+def test_recorded_image_step_under_bf16_is_the_eager_step_with_its_numerics(one_thread):
+    """The image trainer's single-model step (bf16 autocast, channels-last). Recording changes two numerical details:
+    the learning rate is a float32 tensor and autocast keeps no cast copies of the weights. With both, the eager step
+    gives bit-identical weights; without them, Adam's normalised steps turn the rounding differences into
+    differences of about one learning rate within four steps (in weights whose gradients are near zero)."""
+    images = (torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
+    graph = image_trainer(True, images).fit()
+    eager = image_trainer(False, images)
+    eager.config.cuda_graph = True  # the recorded step's numerics, but eager: no StepGraphs was built
+    eager._recordable_optimizers()
+    assert eager.graphs is None
+    eager.fit()
+    for p, q in zip(eager.model.parameters(), graph.model.parameters()):
+        assert torch.equal(p, q)
+    plain = image_trainer(False, images).fit()
+    assert max((p - q).abs().max().item() for p, q in zip(plain.model.parameters(), graph.model.parameters())) < 1e-3
+
+
+def test_class_conditional_samplers_are_refused():
+    images = torch.zeros(32, 1, 28, 28, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="class-conditional"):
+        image_trainer(True, images, labels=torch.zeros(32, dtype=torch.long))

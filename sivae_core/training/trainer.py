@@ -159,6 +159,8 @@ class Trainer:
         refusals = {
             f"objectives with a Python-side schedule ({counters}), which a replayed step would not advance": counters,
             "auxiliary networks": self.auxiliaries, "step hooks": self.step_hooks, "fp16 loss scaling": self.scaler.is_enabled(),
+            "samplers that hand each batch's labels to the model (class-conditional)":
+                any(getattr(s, "on_labels", None) for s in self.samplers),
             "compile=True": cfg.compile, "several processes": self.shard.world > 1}
         bad = [what for what, present in refusals.items() if present]
         if bad:
@@ -209,7 +211,9 @@ class Trainer:
             self.ema = AveragedModel(decoder, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
 
     def _autocast(self):
-        return nullcontext() if self._amp is None else torch.autocast(self.device.type, dtype=self._amp)
+        # A recorded step keeps no cast copies of the weights between replays (PyTorch: autocast with CUDA graphs).
+        return nullcontext() if self._amp is None else torch.autocast(self.device.type, dtype=self._amp,
+                                                                      cache_enabled=not self.config.cuda_graph)
 
     def sampling_decoder(self) -> torch.nn.Module:
         """The decoder to sample with: the EMA copy when ``ema_decay`` > 0, else the trained one."""
