@@ -44,11 +44,9 @@ from sivae_core.data.toy2d import ToySampler, sample
 from sivae_core.models import ToyVAE
 from sivae_core.objectives import VAE, IntroVAE, SoftIntroVAE
 from sivae_core.training import Ensemble
-from sivae_core.training.graphs import EAGER_STEPS_BEFORE_CAPTURE
+from sivae_core.training.graphs import CALLS_UNTIL_STEADY
 
 BETAS = dict(beta_rec=0.2, beta_kl=0.3, beta_neg=0.9)
-#: Untimed calls of a recorded step: the ordinary steps before its capture, the capture, one replay.
-CAPTURED_AT = EAGER_STEPS_BEFORE_CAPTURE + 2
 
 
 def sync(device: str) -> None:
@@ -83,12 +81,11 @@ def graphed_difference(r: int, device: str, steps: int) -> float:
     gradients are near zero.)"""
     trained = []
     for capture in (False, True):
-        ens = Ensemble([seeded(ToyVAE, s) for s in range(r)]).to(device)
-        trainer = trainer_for(ens, SoftIntroVAE(**BETAS), r, device, "batched", graph=True)
+        trainer = ensemble_trainer(SoftIntroVAE(**BETAS), r, device, "graphed")
         trainer.graphs.capture = capture and device == "cuda"
         for _ in range(steps):
             trainer.step()
-        trained.append(ens)
+        trained.append(trainer.model)
     return max((p - q).abs().max().item() for p, q in zip(*(e.parameters() for e in trained)))
 
 
@@ -161,11 +158,12 @@ def baseline_step_factory(device: str):
 TABLE2_OBJECTIVES = (VAE(0.8, 0.05), IntroVAE(0.3, 0.5, 1.0, 1.0), SoftIntroVAE(**BETAS))
 
 
-def table2_trainer(objective, device: str, noise: str) -> Trainer:
-    """One Table 2 ensemble: 20 runs of ``objective`` (per-run generators, batched noise, or batched and recorded)."""
-    ens = Ensemble([seeded(ToyVAE, s) for s in range(20)]).to(device)
-    return trainer_for(ens, objective, 20, device, "per_run" if noise == "per_run" else "batched",
-                       graph=noise == "graphed")
+def ensemble_trainer(objective, r: int, device: str, variant: str) -> Trainer:
+    """An ensemble of ``r`` runs of ``objective``; ``variant``: ``"per_run"`` generators, ``"batched"`` noise, or
+    batched and ``"graphed"`` (recorded steps)."""
+    ens = Ensemble([seeded(ToyVAE, s) for s in range(r)]).to(device)
+    return trainer_for(ens, objective, r, device, "per_run" if variant == "per_run" else "batched",
+                       graph=variant == "graphed")
 
 
 def side_by_side(trainers: list[Trainer], device: str):
@@ -191,7 +189,7 @@ def main() -> None:
     # Untimed calls first: the first call's one-off costs (three for a GPU), and a recorded step's capture. On a
     # CPU nothing is recorded, and --quick (a smoke check) keeps them few.
     warm = 1 if args.quick else 3
-    warm_graphed = CAPTURED_AT if dev == "cuda" else warm
+    warm_graphed = CALLS_UNTIL_STEADY if dev == "cuda" else warm
     print(f"device: {torch.cuda.get_device_name() if dev == 'cuda' else f'cpu, {torch.get_num_threads()} threads'}")
 
     single = trainer_for(seeded(ToyVAE, 0).to(dev), SoftIntroVAE(**BETAS), 1, dev)
@@ -205,12 +203,8 @@ def main() -> None:
     per_method_time = {}
     for r in sizes:
         calls = max(2, n // max(1, r // 15))
-        steps = {}
-        for noise in ("per_run", "batched", "graphed"):
-            ens = Ensemble([seeded(ToyVAE, s) for s in range(r)]).to(dev)
-            batched = noise != "per_run"
-            steps[noise] = trainer_for(ens, SoftIntroVAE(**BETAS), r, dev, "batched" if batched else noise,
-                                       graph=noise == "graphed").step
+        steps = {variant: ensemble_trainer(SoftIntroVAE(**BETAS), r, dev, variant).step
+                 for variant in ("per_run", "batched", "graphed")}
         it_s = rate(steps["per_run"], calls, dev, warm)
         print(f"ensemble_R{r}_run_it_per_s: {it_s * r:.1f}")
         print(f"ensemble_R{r}_ratio_vs_sequential: {it_s * r / ours:.2f}")
@@ -228,14 +222,14 @@ def main() -> None:
                 print(f"ensemble_R{r}_ops_per_step_{noise}: {ops_per_step(steps[noise])}")
     # Table 2: one ensemble of 20 runs (4 datasets x 5 seeds) per method, 30,000 iterations each.
     for noise in ("per_run", "batched", "graphed"):
-        trainers = [table2_trainer(obj, dev, noise) for obj in TABLE2_OBJECTIVES]
+        trainers = [ensemble_trainer(obj, 20, dev, noise) for obj in TABLE2_OBJECTIVES]
         for name, trainer in zip(("vae", "introvae", "sivae"), trainers):
             per_method_time[name] = 30_000 / rate(trainer.step, max(2, n // 3), dev,
                                                   warm_graphed if noise == "graphed" else warm)
         label = "" if noise == "per_run" else f"_{noise}"
         print(f"table2_protocol{label}_estimated_minutes: {sum(per_method_time.values()) / 60:.1f}")
     # The three ensembles side by side, each on its own CUDA stream (one step of each per round).
-    trainers = [table2_trainer(obj, dev, "graphed") for obj in TABLE2_OBJECTIVES]
+    trainers = [ensemble_trainer(obj, 20, dev, "graphed") for obj in TABLE2_OBJECTIVES]
     rounds = rate(side_by_side(trainers, dev), max(2, n // 3), dev, warm_graphed)
     print(f"table2_protocol_graphed_streams_estimated_minutes: {30_000 / rounds / 60:.1f}")
 

@@ -31,7 +31,7 @@ import torch
 from sivae_core import TensorSampler, TrainConfig, Trainer
 from sivae_core.data import load_dataset
 from sivae_core.experiments.images import build, objective_for, settings
-from sivae_core.training.graphs import EAGER_STEPS_BEFORE_CAPTURE
+from sivae_core.training.graphs import CALLS_UNTIL_STEADY
 from sivae_core.training.precision import autocast_dtype
 
 
@@ -46,7 +46,8 @@ def bench(batch: int, steps: int, device: torch.device, images: torch.Tensor, co
                       channels_last=cuda if channels_last is None else channels_last, compile=compile,
                       cuda_graph=graph)
     tr = Trainer(model, objective_for(s), TensorSampler(images.to(device) if cuda else images, device=device), cfg)
-    for _ in range(10 if compile else EAGER_STEPS_BEFORE_CAPTURE + 2 if graph else 3):  # warm-up, compilation, capture
+    warmup = 10 if compile else CALLS_UNTIL_STEADY if graph else 3  # untimed: compilation, or the recording
+    for _ in range(warmup):
         tr.step()
     if cuda:
         torch.cuda.synchronize()

@@ -37,10 +37,13 @@ from torch import Tensor
 if TYPE_CHECKING:
     from .trainer import Trainer
 
-__all__ = ["StepGraphs", "EAGER_STEPS_BEFORE_CAPTURE"]
+__all__ = ["StepGraphs", "EAGER_STEPS_BEFORE_CAPTURE", "CALLS_UNTIL_STEADY"]
 
 #: Ordinary steps of a phase before its capture (they train like any other step).
 EAGER_STEPS_BEFORE_CAPTURE = 3
+#: Calls of a recorded step before its calls are steady replays: the ordinary steps, the capture, a first replay
+#: (what a benchmark leaves untimed).
+CALLS_UNTIL_STEADY = EAGER_STEPS_BEFORE_CAPTURE + 2
 
 Updates = Callable[[dict[str, Any], Tensor, Tensor, Tensor], dict[str, Tensor]]
 

@@ -142,6 +142,7 @@ class Trainer:
         if self.auxiliaries and (self.is_ensemble or self.shard.world > 1):
             raise NotImplementedError(f"{type(self.objective).__name__} trains auxiliary networks, which only a single "
                                       "run in a single process supports")
+        self.graphs = StepGraphs(self) if config.cuda_graph else None
         self.reset_optimizers()
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
         self.callbacks, self.step_hooks = list(callbacks), list(step_hooks)
@@ -150,7 +151,6 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self._setup_scale()
         self.wrappers = self.shard.wrap(model) if isinstance(model, IntroVAEModel) else {}
-        self.graphs = StepGraphs(self) if config.cuda_graph else None
         if self.graphs is not None:
             self._check_graphable()
 
@@ -178,7 +178,7 @@ class Trainer:
         self.sched_d = torch.optim.lr_scheduler.MultiStepLR(self.opt_d, list(cfg.lr_milestones), cfg.lr_gamma)
         self.opt_aux = {name: torch.optim.Adam(a.module.parameters(), lr=a.lr, betas=a.betas)
                         for name, a in self.auxiliaries.items()}
-        if getattr(self, "graphs", None) is not None:
+        if self.graphs is not None:
             self.graphs.reset()
 
     def _recordable_optimizers(self) -> None:
@@ -280,10 +280,16 @@ class Trainer:
         if self.shard.all_true(bool(finite.all())):
             return None
         bad = [name for name, t in out.terms.items() if not bool(torch.isfinite(t).all())]
-        runs = f" (runs {torch.nonzero(~finite).flatten().tolist()})" if self.is_ensemble else ""
-        raise NonFiniteLossError(
-            f"iteration {self.iteration}: the {part} loss of {type(self.objective).__name__} is not finite{runs}; "
-            f"non-finite terms: {bad or ['(in another process, or finite terms overflowed)']}. "
+        raise self._nonfinite_error(self.iteration, part, torch.nonzero(~finite).flatten().tolist(),
+                                    bad or ["(in another process, or finite terms overflowed)"])
+
+    def _nonfinite_error(self, iteration: int, part: str, runs: list[int], terms: list[str],
+                         found: str = "") -> NonFiniteLossError:
+        """The error for a loss that stopped being finite: where, which runs and terms, and what to do."""
+        which = f" (runs {runs})" if self.is_ensemble else ""
+        return NonFiniteLossError(
+            f"iteration {iteration}: the {part} loss of {type(self.objective).__name__} is not finite{which}; "
+            f"{found}non-finite terms: {terms}. "
             "Lower the learning rate or beta_neg, check the data range, or resume from the last checkpoint."
         )
 
@@ -375,12 +381,8 @@ class Trainer:
             return
         it, part = min(bad.values())
         terms = [k for k, v in (logs or {}).items() if not bool(torch.isfinite(v).all())]
-        runs = f" (runs {sorted(bad)})" if self.is_ensemble else ""
-        raise NonFiniteLossError(
-            f"iteration {it}: the {part} loss of {type(self.objective).__name__} is not finite{runs}; found at "
-            f"iteration {self.iteration} (cuda_graph checks at log steps); non-finite terms now: {terms or ['?']}. "
-            "Lower the learning rate or beta_neg, check the data range, or resume from the last checkpoint."
-        )
+        found = f"found at iteration {self.iteration} (cuda_graph checks at log steps); at that step "
+        raise self._nonfinite_error(it, part, sorted(bad), terms or ["?"], found)
 
     # ------------------------------------------------------------------ the loop
     def _log(self, logs: dict[str, Tensor], bar: tqdm, rate: float) -> bool:
