@@ -15,17 +15,20 @@ Prints one machine-readable line per figure, ``name: value``:
   and its ratio to the per-run generators above;
 * ``ensemble_R{R}_graphed_run_it_per_s`` and ``ensemble_R{R}_graphed_over_batched``: the batched ensemble with its
   step recorded as a CUDA graph (``cuda_graph=True``; on a CPU nothing is recorded and the ratio is about 1), and
-  ``ensemble_R15_graphed_max_param_diff``: the largest parameter difference after 50 steps between the recorded
-  step and the same step run unrecorded (the check that the recording trains the same runs; 0 on a CPU, where
-  nothing is recorded);
+  ``ensemble_R15_graphed_max_param_diff`` (R4 with ``--quick``): the largest parameter difference after 50 steps
+  between the recorded step and the same step run unrecorded (the check that the recording trains the same runs; 0
+  on a CPU, where nothing is recorded);
 * ``ensemble_R{R}_ops_per_step_per_run`` / ``..._batched``: PyTorch operators dispatched per ensemble step (a
-  device-independent count of what a GPU launches as kernels), for R = 15 and the largest R;
+  device-independent count of what a GPU launches as kernels), for R = 15 (4 with ``--quick``) and the largest R;
+* ``ensemble_R{R}_graphed_tf32_run_it_per_s`` and ``ensemble_R{R}_tf32_over_fp32``: the recorded step with TF32
+  matrix products (``TrainConfig.tf32``), and its ratio to the float32 one (about 1 on a CPU, which has no TF32);
 * ``table2_protocol_estimated_minutes``: 4 datasets x 3 methods x 5 seeds x 30,000 iterations, trained as
   one ensemble per method, extrapolated from the measured ensemble speed on this device (per-run generators),
-  ``table2_protocol_batched_estimated_minutes`` with batched noise and ``table2_protocol_graphed_estimated_minutes``
-  with batched noise and recorded steps (as the GPU suite trains), and
-  ``table2_protocol_graphed_streams_estimated_minutes`` with the three ensembles stepped side by side, each on its
-  own CUDA stream.
+  ``table2_protocol_batched_estimated_minutes`` with batched noise, ``table2_protocol_graphed_estimated_minutes``
+  with batched noise and recorded steps (as the GPU suite trains) and ``..._graphed_tf32_...`` with TF32 as well,
+  and ``table2_protocol_graphed[_tf32]_streams_estimated_minutes`` with the three ensembles stepped side by side,
+  each on its own CUDA stream. ``--quick`` (a smoke check) times ensembles of 2 runs instead of 20, so its
+  "protocol" is a tenth of Table 2's (``table2_runs_per_ensemble`` says which).
 
     python benchmarks/bench_2d.py [--quick] [--device cuda]
 """
@@ -66,9 +69,10 @@ def rate(step, n: int, device: str, warmup: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-def trainer_for(model, objective, n_runs: int, device: str, noise: str = "per_run", graph: bool = False) -> Trainer:
+def trainer_for(model, objective, n_runs: int, device: str, noise: str = "per_run", graph: bool = False,
+                tf32: bool = False) -> Trainer:
     cfg = TrainConfig(iterations=10**9, batch_size=512, vae_warmup=0, progress=False, log_every=10**9,
-                      ensemble_noise=noise, cuda_graph=graph)
+                      ensemble_noise=noise, cuda_graph=graph, tf32=tf32)
     if n_runs == 1:
         return Trainer(model, objective, ToySampler("8gaussians"), cfg)
     return Trainer(model, [objective] * n_runs, [ToySampler("8gaussians")] * n_runs, cfg, seeds=list(range(n_runs)))
@@ -159,11 +163,11 @@ TABLE2_OBJECTIVES = (VAE(0.8, 0.05), IntroVAE(0.3, 0.5, 1.0, 1.0), SoftIntroVAE(
 
 
 def ensemble_trainer(objective, r: int, device: str, variant: str) -> Trainer:
-    """An ensemble of ``r`` runs of ``objective``; ``variant``: ``"per_run"`` generators, ``"batched"`` noise, or
-    batched and ``"graphed"`` (recorded steps)."""
+    """An ensemble of ``r`` runs of ``objective``; ``variant``: ``"per_run"`` generators, ``"batched"`` noise,
+    batched and ``"graphed"`` (recorded steps), or all that and ``"graphed_tf32"`` (TF32 matrix products)."""
     ens = Ensemble([seeded(ToyVAE, s) for s in range(r)]).to(device)
     return trainer_for(ens, objective, r, device, "per_run" if variant == "per_run" else "batched",
-                       graph=variant == "graphed")
+                       graph=variant.startswith("graphed"), tf32=variant == "graphed_tf32")
 
 
 def side_by_side(trainers: list[Trainer], device: str):
@@ -181,7 +185,7 @@ def side_by_side(trainers: list[Trainer], device: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="short timings, ensembles of 1 and 15 (< 1 minute)")
+    parser.add_argument("--quick", action="store_true", help="a smoke check: short timings, ensembles of 1 and 4 (< 1 minute)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     dev = args.device
@@ -199,12 +203,12 @@ def main() -> None:
     print(f"sivae_2d_baseline_it_per_s: {base:.1f}")
     print(f"sivae_2d_speedup_vs_baseline: {ours / base:.2f}")
 
-    sizes = [1, 15] if args.quick else [1, 15, 60, 240]
+    sizes = [1, 4] if args.quick else [1, 15, 60, 240]
     per_method_time = {}
     for r in sizes:
         calls = max(2, n // max(1, r // 15))
         steps = {variant: ensemble_trainer(SoftIntroVAE(**BETAS), r, dev, variant).step
-                 for variant in ("per_run", "batched", "graphed")}
+                 for variant in ("per_run", "batched", "graphed", "graphed_tf32")}
         it_s = rate(steps["per_run"], calls, dev, warm)
         print(f"ensemble_R{r}_run_it_per_s: {it_s * r:.1f}")
         print(f"ensemble_R{r}_ratio_vs_sequential: {it_s * r / ours:.2f}")
@@ -215,23 +219,29 @@ def main() -> None:
             graphed = rate(steps["graphed"], calls, dev, warm_graphed)
             print(f"ensemble_R{r}_graphed_run_it_per_s: {graphed * r:.1f}")
             print(f"ensemble_R{r}_graphed_over_batched: {graphed / batched:.2f}")
-        if r == 15:
-            print(f"ensemble_R15_graphed_max_param_diff: {graphed_difference(15, dev, 2 if args.quick else 50):.2e}")
-        if r in (15, sizes[-1]):
+            tf32 = rate(steps["graphed_tf32"], calls, dev, warm_graphed)
+            print(f"ensemble_R{r}_graphed_tf32_run_it_per_s: {tf32 * r:.1f}")
+            print(f"ensemble_R{r}_tf32_over_fp32: {tf32 / graphed:.2f}")
+        if r == sizes[1]:
+            print(f"ensemble_R{r}_graphed_max_param_diff: {graphed_difference(r, dev, 2 if args.quick else 50):.2e}")
+        if r in (sizes[1], sizes[-1]):
             for noise in ("per_run", "batched"):
                 print(f"ensemble_R{r}_ops_per_step_{noise}: {ops_per_step(steps[noise])}")
     # Table 2: one ensemble of 20 runs (4 datasets x 5 seeds) per method, 30,000 iterations each.
-    for noise in ("per_run", "batched", "graphed"):
-        trainers = [ensemble_trainer(obj, 20, dev, noise) for obj in TABLE2_OBJECTIVES]
+    runs = 2 if args.quick else 20
+    print(f"table2_runs_per_ensemble: {runs}")
+    for variant in ("per_run", "batched", "graphed", "graphed_tf32"):
+        trainers = [ensemble_trainer(obj, runs, dev, variant) for obj in TABLE2_OBJECTIVES]
         for name, trainer in zip(("vae", "introvae", "sivae"), trainers):
             per_method_time[name] = 30_000 / rate(trainer.step, max(2, n // 3), dev,
-                                                  warm_graphed if noise == "graphed" else warm)
-        label = "" if noise == "per_run" else f"_{noise}"
+                                                  warm_graphed if variant.startswith("graphed") else warm)
+        label = "" if variant == "per_run" else f"_{variant}"
         print(f"table2_protocol{label}_estimated_minutes: {sum(per_method_time.values()) / 60:.1f}")
     # The three ensembles side by side, each on its own CUDA stream (one step of each per round).
-    trainers = [ensemble_trainer(obj, 20, dev, "graphed") for obj in TABLE2_OBJECTIVES]
-    rounds = rate(side_by_side(trainers, dev), max(2, n // 3), dev, warm_graphed)
-    print(f"table2_protocol_graphed_streams_estimated_minutes: {30_000 / rounds / 60:.1f}")
+    for variant in ("graphed", "graphed_tf32"):
+        trainers = [ensemble_trainer(obj, runs, dev, variant) for obj in TABLE2_OBJECTIVES]
+        rounds = rate(side_by_side(trainers, dev), max(2, n // 3), dev, warm_graphed)
+        print(f"table2_protocol_{variant}_streams_estimated_minutes: {30_000 / rounds / 60:.1f}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 job keeps to its share of the budget (fake clock)."""
 
 import json
+import math
 import tarfile
 
 import numpy as np
@@ -37,6 +38,7 @@ def test_smoke_runs_every_job_and_packs_its_results(tmp_path, one_thread):
         assert not any(n.startswith("_scratch") for n in names)  # checkpoints stay behind
         toy = json.load(tar.extractfile("toy2d/suite_2d.json"))
         table2 = json.load(tar.extractfile("table2/suite_table2.json"))
+        tf32 = json.load(tar.extractfile("table2_tf32/suite_table2_tf32.json"))
         assert "table2/suite_table2_samples.npz" in names
         translation = {m: json.load(tar.extractfile(f"translation/translation_gpu_{m}.json")) for m in ("sivae", "vae", "ae")}
         assert {f"translation/translation_gpu_{m}_matrix.png" for m in translation} <= names
@@ -50,6 +52,12 @@ def test_smoke_runs_every_job_and_packs_its_results(tmp_path, one_thread):
     assert {r["figure"] for r in table2["runs"]} == {"table2"} and len(table2["runs"]) == 2 * 3
     assert [g["method"] for g in table2["groups"]] == ["vae", "introvae", "sivae"]
     assert table2["recorded_steps"] == [False] * 3 and table2["budget"]["iterations"] == 40
+    # TF32 concerns CUDA only: on a CPU the TF32 job trains the same runs, although its chunks end elsewhere (at its
+    # snapshot, 15), and the snapshot's evaluation leaves them untouched
+    assert (table2["matmul_precision"], tf32["matmul_precision"]) == ("float32", "tf32")
+    assert tf32["runs"] == table2["runs"] and tf32["budget"] == table2["budget"]
+    assert tf32["snapshot"]["iterations"] == 15 and len(tf32["snapshot"]["runs"]) == 6
+    assert all(math.isfinite(r["kl"]) and math.isfinite(r["gnelbo"]) for r in tf32["snapshot"]["runs"])
     figures = {r["figure"] for r in toy["runs"]}
     assert figures == {"fig3", "fig21", "as_table", "readings"}  # Table 2 is its own job
     assert {r["reading"] for r in toy["runs"] if r["figure"] == "as_table"} == {"rec_kl_neg", "kl_rec_neg"}

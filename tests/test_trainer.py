@@ -108,3 +108,26 @@ def test_short_soft_introvae_run_covers_the_8_gaussian_modes(one_thread):
         covered, on_mode = mode_coverage(model.decode(z))
     assert before[0] <= 2 and before[1] < 0.05
     assert covered == 8 and on_mode > 0.2, (covered, on_mode)
+
+
+def test_tf32_holds_only_while_the_trainer_steps():
+    """``TrainConfig.tf32`` turns TF32 matrix products on for the losses of each step and gives the caller its own
+    setting back afterwards (the switch is global: evaluation after training must stay in float32). It concerns CUDA
+    matrix products only, so on a CPU the trained weights are bit-identical with and without it."""
+    seen = []
+
+    class Spy(SoftIntroVAE):
+        def encoder_loss(self, *args, **kwargs):
+            seen.append(torch.backends.cuda.matmul.allow_tf32)
+            return super().encoder_loss(*args, **kwargs)
+
+    trained = []
+    for tf32 in (False, True):
+        cfg = TrainConfig(iterations=6, batch_size=32, vae_warmup=2, progress=False, tf32=tf32)
+        model = seeded(small, 0)
+        Trainer(model, Spy(0.2, 0.3, 0.9), ToySampler("8gaussians"), cfg).fit()
+        trained.append(model)
+        assert torch.backends.cuda.matmul.allow_tf32 is False
+    assert seen == [False] * 4 + [True] * 4  # the four introspective steps of each run (the warm-up is a VAE)
+    for a, b in zip(*(m.parameters() for m in trained)):
+        assert torch.equal(a, b)

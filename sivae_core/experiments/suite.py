@@ -29,7 +29,7 @@ import torch
 from ..cli import device_of
 from ..results import budget_block, provenance, write_results
 from ..training.callbacks import Callback, time_budget
-from .suite_2d import run_table2, run_toy2d
+from .suite_2d import run_table2, run_table2_tf32, run_toy2d
 from .suite_bench import run_bench
 from .suite_cifar import run_cifar10
 from .suite_style import run_style
@@ -77,6 +77,8 @@ class Job:
 JOBS: list[Job] = [
     Job("table2", 0.5, (), run_table2, "Table 2 alone at the paper's budget (4 datasets x VAE/IntroVAE/S-IntroVAE x 5 "
         "seeds, 30,000 iterations, three ensembles with recorded steps): per-seed metrics and samples"),
+    Job("table2_tf32", 0.3, (), run_table2_tf32, "Table 2 again with TF32 matrix products, also evaluated at the "
+        "stored float32 Table 2's iterations: whether TF32 moves the metrics (then the 2D jobs may use it)"),
     Job("toy2d", 0.5, (), run_toy2d, "the rest of Part II at the paper's budget: Fig. 3, Fig. 21, the AS-IntroVAE "
         "tables under both readings of C1-C3, the three encoder-gradient readings; per-seed metrics and samples"),
     Job("cifar10", 0.35, ("cifar10/cifar10_exact_subset.npz",), run_cifar10, "CIFAR-10 S-IntroVAE (unconditional "

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from .. import results
 from ..data.toy2d import METRIC_SCALE, ToySampler
 from ..metrics.histogram import N_SAMPLES, evaluate
 from ..models.base import seeded
@@ -41,12 +42,13 @@ from .schedules import PAPER_2D, budget_2d, train_config
 if TYPE_CHECKING:
     from .suite import JobContext
 
-__all__ = ["Run", "plan_2d", "run_toy2d", "run_table2"]
+__all__ = ["Run", "plan_2d", "run_toy2d", "run_table2", "run_table2_tf32"]
 
 TABLE2_DATASETS = ("8gaussians", "spiral", "checkerboard", "rings")
 FIG3_MARGINS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0)
 AS_DATASETS = ("8gaussians", "checkerboard")
 PAPER_ITERATIONS = 30_000
+SMOKE_ITERATIONS = 40
 #: Seconds to keep for evaluating and writing: a fixed part and a part per run (on an H200, 60 runs took 4 s).
 EVAL_RESERVE_S, EVAL_RESERVE_PER_RUN_S = 15.0, 0.2
 
@@ -111,9 +113,9 @@ def plan_2d(seeds: tuple[int, ...], datasets: tuple[str, ...] = TABLE2_DATASETS,
     return [g for g in groups.values() if g.runs]
 
 
-def _trainer(group: Group, iterations: int, batch: int, hidden: int, device: torch.device) -> Trainer:
+def _trainer(group: Group, iterations: int, batch: int, hidden: int, device: torch.device, tf32: bool) -> Trainer:
     cfg = train_config(iterations, PAPER_2D, batch_size=batch, progress=False, log_every=max(1, iterations // 20),
-                       drop_diverged_runs=True, ensemble_noise="batched")
+                       drop_diverged_runs=True, ensemble_noise="batched", tf32=tf32)
     introspective = iterations - cfg.vae_warmup
     objectives = [make_objective(group.method, introspective, **r.hparams, **group.options) for r in group.runs]
     # Record the step unless the objective keeps a schedule counter, which a replayed step would leave behind.
@@ -124,7 +126,8 @@ def _trainer(group: Group, iterations: int, batch: int, hidden: int, device: tor
     return Trainer(Ensemble(models).to(device), objectives, samplers, cfg, seeds=[r.seed for r in group.runs])
 
 
-def _evaluate(group: Group, trainer: Trainer, grid_points: int) -> tuple[list[dict], dict[str, np.ndarray]]:
+def _evaluate(group: Group, trainer: Trainer, grid_points: int, samples_too: bool = True
+              ) -> tuple[list[dict], dict[str, np.ndarray]]:
     ens: Ensemble = trainer.model  # type: ignore[assignment]
     records, samples = [], {}
     final = trainer.history[-1] if trainer.history else {}
@@ -140,7 +143,7 @@ def _evaluate(group: Group, trainer: Trainer, grid_points: int) -> tuple[list[di
         if kl_key in final:
             rec["final_kl_real"] = float(final[kl_key][r])
         records.append(rec)
-        if run.seed == group.runs[0].seed and r not in trainer.diverged:
+        if samples_too and run.seed == group.runs[0].seed and r not in trainer.diverged:
             key = "__".join(f"{k}={v}" for k, v in {**run.tags, "dataset": run.dataset}.items())
             with torch.no_grad():
                 z = torch.randn(N_SAMPLES, model.z_dim, generator=torch.Generator().manual_seed(run.seed))
@@ -158,9 +161,23 @@ def run_table2(ctx: JobContext) -> dict[str, Any]:
     return _run_2d(ctx, "suite_table2", keep=lambda figure: figure == "table2")
 
 
-def _run_2d(ctx: JobContext, name: str, keep: Callable[[str], bool]) -> dict[str, Any]:
+def run_table2_tf32(ctx: JobContext) -> dict[str, Any]:
+    """Table 2 with TF32 matrix products (``suite_table2_tf32``): the check that decides whether the 2D jobs may use
+    them. Besides its own end it evaluates every run at the iterations of the stored float32 Table 2 (the same runs,
+    seeds, data and noise), so the two tables can be compared at an equal budget. A smoke run takes its snapshot off
+    the chunk grid, so that it also shows that where the training chunks end does not change the runs."""
+    total = SMOKE_ITERATIONS if ctx.smoke else PAPER_ITERATIONS
+    stored = results.load("suite_table2")["budget"]["iterations"] if results.available("suite_table2") else None
+    compare_at = 15 if ctx.smoke else stored
+    return _run_2d(ctx, "suite_table2_tf32", keep=lambda figure: figure == "table2", tf32=True,
+                   snapshot_at=compare_at if compare_at and compare_at < total else None)
+
+
+def _run_2d(ctx: JobContext, name: str, keep: Callable[[str], bool], tf32: bool = False,
+            snapshot_at: int | None = None) -> dict[str, Any]:
     """Train the plan's runs whose figure ``keep`` accepts, in chunks until the paper's budget or the deadline, then
-    evaluate and write ``name.json`` and ``name_samples.npz``."""
+    evaluate and write ``name.json`` and ``name_samples.npz``; with ``snapshot_at``, also evaluate every run when
+    training passes that iteration (``snapshot`` in the record)."""
     smoke = ctx.smoke
     seeds = (0,) if smoke else (0, 1, 2, 3, 4)
     groups = plan_2d(seeds, ("8gaussians", "checkerboard") if smoke else TABLE2_DATASETS,
@@ -168,23 +185,29 @@ def _run_2d(ctx: JobContext, name: str, keep: Callable[[str], bool]) -> dict[str
     for g in groups:
         g.runs = [r for r in g.runs if keep(r.tags["figure"])]
     groups = [g for g in groups if g.runs]
-    total, batch, hidden = (40, 64, 16) if smoke else (PAPER_ITERATIONS, 512, 256)
-    trainers = [_trainer(g, total, batch, hidden, ctx.device) for g in groups]
+    total, batch, hidden = (SMOKE_ITERATIONS, 64, 16) if smoke else (PAPER_ITERATIONS, 512, 256)
+    grid_points = 64 if smoke else 1024
+    trainers = [_trainer(g, total, batch, hidden, ctx.device, tf32) for g in groups]
     chunk, done, t_chunk, t_train = (10 if smoke else 500), 0, 0.0, 0.0
     n_runs = sum(len(g.runs) for g in groups)
     reserve = min(0.25 * ctx.seconds_left(), EVAL_RESERVE_S + EVAL_RESERVE_PER_RUN_S * n_runs)
+    snapshot: dict[str, Any] | None = None
     while done < total:
         if ctx.seconds_left() - reserve < 1.2 * t_chunk:
             break
         t0 = time.perf_counter()
-        done = min(done + chunk, total)
+        # A chunk ends at the snapshot, so that every run is evaluated at exactly that iteration.
+        done = min(done + chunk, total, *([snapshot_at] if snapshot_at and done < snapshot_at else []))
         for tr in trainers:
             tr.fit(iterations=done)
         t_chunk = time.perf_counter() - t0
         t_train += t_chunk
+        if done == snapshot_at:
+            snapshot = {"iterations": done, "runs": [rec for group, tr in zip(groups, trainers)
+                                                     for rec in _evaluate(group, tr, grid_points, False)[0]]}
     records, samples = [], {}
     for group, tr in zip(groups, trainers):
-        rec, smp = _evaluate(group, tr, grid_points=64 if smoke else 1024)
+        rec, smp = _evaluate(group, tr, grid_points)
         records += rec
         samples.update(smp)
     np.savez_compressed(ctx.out / f"{name}_samples.npz", **samples)
@@ -194,6 +217,7 @@ def _run_2d(ctx: JobContext, name: str, keep: Callable[[str], bool]) -> dict[str
         "metric_scale": METRIC_SCALE, "groups": [{"method": g.method, "options": g.options, "runs": len(g.runs)}
                                                  for g in groups],
         "recorded_steps": [tr.graphs is not None and tr.graphs.capture for tr in trainers],
-        "train_seconds": round(t_train, 1), "runs": records})
+        "matmul_precision": "tf32" if tf32 else "float32", "train_seconds": round(t_train, 1), "runs": records,
+        **({"snapshot": snapshot} if snapshot else {})})
     return {"iterations": done, "train_seconds": round(t_train, 1), "paper_iterations": PAPER_ITERATIONS, "runs": len(records),
             "diverged": sum(r["diverged_at"] is not None for r in records), "ensembles": len(groups)}

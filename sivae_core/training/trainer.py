@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,22 @@ class TrainConfig:
     #: they happened at. Not with objectives that keep a schedule counter, auxiliary networks, step hooks, fp16,
     #: ``compile`` or several processes. On a CPU the same step runs uncaptured.
     cuda_graph: bool = False
+    #: CUDA only: float32 matrix products on tensor cores in TF32 (a 10-bit mantissa instead of 23) while the trainer
+    #: steps; evaluation afterwards stays in full float32. Convolutions already use TF32 by PyTorch's default
+    #: (``torch.backends.cudnn.allow_tf32``); matrix products do not, and a large 2D ensemble's step is nothing but
+    #: matrix products. Off by default: a stored result uses it only once its metrics are shown not to move.
+    tf32: bool = False
+
+
+@contextmanager
+def _tf32_matmuls(enabled: bool) -> Iterator[None]:
+    """``TrainConfig.tf32`` for the duration of a step, restoring the caller's setting afterwards (it is global)."""
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = enabled or before
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
 
 
 def _significant(t: Tensor, digits: int = 7) -> float | list[Any]:
@@ -332,10 +348,11 @@ class Trainer:
         def updates(hp: dict[str, Any], x: Tensor, eps_e: Tensor, eps_d: Tensor) -> dict[str, Tensor]:
             return self._updates(objective, hp, x, eps_e, eps_d)
 
-        if self.graphs is None:
-            logs = updates(self._hparams(runs), x, eps_e, eps_d)
-        else:
-            logs = self.graphs.step(phase, lambda: self._hparams(runs), updates, x, eps_e, eps_d)
+        with _tf32_matmuls(self.config.tf32):  # a recorded step keeps the precision it was recorded with
+            if self.graphs is None:
+                logs = updates(self._hparams(runs), x, eps_e, eps_d)
+            else:
+                logs = self.graphs.step(phase, lambda: self._hparams(runs), updates, x, eps_e, eps_d)
         if self.scaler.is_enabled():
             self.scaler.update()
         if self.ema is not None:
