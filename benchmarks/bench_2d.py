@@ -17,7 +17,8 @@ Prints one machine-readable line per figure, ``name: value``:
   step recorded as a CUDA graph (``cuda_graph=True``; on a CPU nothing is recorded and the ratio is about 1), and
   ``ensemble_R15_graphed_max_param_diff`` (R4 with ``--quick``): the largest parameter difference after 50 steps
   between the recorded step and the same step run unrecorded (the check that the recording trains the same runs; 0
-  on a CPU, where nothing is recorded);
+  on a CPU, where nothing is recorded), and ``ensemble_R15_asivae_graphed_max_param_diff`` the same for AS-IntroVAE,
+  whose annealing schedule the recorded step advances;
 * ``ensemble_R{R}_ops_per_step_per_run`` / ``..._batched``: PyTorch operators dispatched per ensemble step (a
   device-independent count of what a GPU launches as kernels), for R = 15 (4 with ``--quick``) and the largest R;
 * ``ensemble_R{R}_graphed_tf32_run_it_per_s`` and ``ensemble_R{R}_tf32_over_fp32``: the recorded step with TF32
@@ -45,7 +46,7 @@ import torch.nn.functional as F
 from sivae_core import TrainConfig, Trainer, seeded
 from sivae_core.data.toy2d import ToySampler, sample
 from sivae_core.models import ToyVAE
-from sivae_core.objectives import VAE, IntroVAE, SoftIntroVAE
+from sivae_core.objectives import VAE, ASIntroVAE, IntroVAE, SoftIntroVAE
 from sivae_core.training import Ensemble
 from sivae_core.training.graphs import CALLS_UNTIL_STEADY
 
@@ -78,14 +79,14 @@ def trainer_for(model, objective, n_runs: int, device: str, noise: str = "per_ru
     return Trainer(model, [objective] * n_runs, [ToySampler("8gaussians")] * n_runs, cfg, seeds=list(range(n_runs)))
 
 
-def graphed_difference(r: int, device: str, steps: int) -> float:
+def graphed_difference(r: int, device: str, steps: int, objective=lambda: SoftIntroVAE(**BETAS)) -> float:
     """Largest parameter difference between an ensemble trained with recorded steps and the same ensemble and step
-    run unrecorded. (Against ``cuda_graph=False`` it would not be 0: the learning rate as a float32 tensor rounds
-    differently from a Python float, and Adam's normalised steps amplify such differences in weights whose
-    gradients are near zero.)"""
+    run unrecorded; ``objective`` makes a fresh objective for each (AS-IntroVAE's counts its steps). (Against
+    ``cuda_graph=False`` it would not be 0: the learning rate as a float32 tensor rounds differently from a Python
+    float, and Adam's normalised steps amplify such differences in weights whose gradients are near zero.)"""
     trained = []
     for capture in (False, True):
-        trainer = ensemble_trainer(SoftIntroVAE(**BETAS), r, device, "graphed")
+        trainer = ensemble_trainer(objective(), r, device, "graphed")
         trainer.graphs.capture = capture and device == "cuda"
         for _ in range(steps):
             trainer.step()
@@ -224,6 +225,10 @@ def main() -> None:
             print(f"ensemble_R{r}_tf32_over_fp32: {tf32 / graphed:.2f}")
         if r == sizes[1]:
             print(f"ensemble_R{r}_graphed_max_param_diff: {graphed_difference(r, dev, 2 if args.quick else 50):.2e}")
+            # AS-IntroVAE: its annealing counter lives on the device, advanced inside the recorded step (T = 50
+            # introspective steps: c goes from 0 to 1 within the comparison)
+            diff = graphed_difference(r, dev, 2 if args.quick else 50, lambda: ASIntroVAE(**BETAS, total_iters=50))
+            print(f"ensemble_R{r}_asivae_graphed_max_param_diff: {diff:.2e}")
         if r in (sizes[1], sizes[-1]):
             for noise in ("per_run", "batched"):
                 print(f"ensemble_R{r}_ops_per_step_{noise}: {ops_per_step(steps[noise])}")

@@ -13,7 +13,7 @@ from sivae_core import NonFiniteLossError, TensorSampler, TrainConfig, Trainer, 
 from sivae_core.data.toy2d import ToySampler
 from sivae_core.experiments.images import build, objective_for, settings
 from sivae_core.models import ToyVAE
-from sivae_core.objectives import ASIntroVAE, SoftIntroVAE
+from sivae_core.objectives import OBJECTIVES, ASIntroVAE, SoftIntroVAE
 from sivae_core.training import Ensemble
 
 from .test_ensemble import _PoisonAfter
@@ -96,9 +96,32 @@ def test_resume_of_a_recorded_run_matches_the_uninterrupted_run(tmp_path):
         assert torch.equal(p, q)
 
 
-def test_objectives_with_a_schedule_counter_are_refused():
+def test_objectives_with_a_python_side_schedule_are_refused():
     with pytest.raises(ValueError, match="Python-side schedule.*cuda_graph=False"):
-        Trainer(seeded(small, 0), ASIntroVAE.for_run(iterations=30), ToySampler("rings"), config(True))
+        Trainer(seeded(small, 0), OBJECTIVES["betavae_b"].for_run(iterations=30), ToySampler("rings"), config(True))
+
+
+def test_as_introvae_anneals_inside_the_recorded_step(tmp_path):
+    """AS-IntroVAE keeps its annealing counter on the device and the step advances it, so its step can be recorded:
+    the KL weight c follows the eager run's schedule to 1 (T = 22 introspective steps after the 8 warm-up ones; c
+    reaches 1 after a fifth of them), the weights follow the eager run's, and a resumed run continues the schedule."""
+    def trainer(graph: bool, ckpt=None) -> Trainer:
+        objectives = [ASIntroVAE.for_run(iterations=22, beta_neg=b) for b in (0.5, 1.0, 2.0)]
+        ens = Ensemble([seeded(small, s) for s in range(3)])
+        return Trainer(ens, objectives, [ToySampler("8gaussians")] * 3, config(graph), seeds=[0, 1, 2],
+                       checkpoint_path=ckpt)
+
+    eager, graph = trainer(False).fit(), trainer(True).fit()
+    assert_same_weights(eager.model, graph.model)
+    c = [h["enc/c"] for h in graph.history]
+    assert c == [h["enc/c"] for h in eager.history] and c[0][0] == pytest.approx(5 / 22) and c[-1] == [1.0] * 3
+    assert eager.objective.i == graph.objective.i == 22
+    ckpt = tmp_path / "as.pt"
+    trainer(True, ckpt).fit(iterations=15)
+    resumed = trainer(True, ckpt).fit()
+    assert resumed.objective.i == 22 and [h["enc/c"] for h in resumed.history if h["iteration"] % 10 == 0] == c
+    for p, q in zip(graph.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(p, q)
 
 
 def image_trainer(graph: bool, images: torch.Tensor, labels: torch.Tensor | None = None) -> Trainer:

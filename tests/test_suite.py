@@ -14,6 +14,7 @@ from sivae_core.cli import main
 from sivae_core.data.toy2d import ToySampler
 from sivae_core.experiments.paper import PAPER_TABLE2
 from sivae_core.experiments.suite import JOBS, Job, run_suite
+from sivae_core.experiments.suite_2d import plan_2d
 from sivae_core.experiments.table2 import cells_from_records, margin_sweep
 from sivae_core.models import ToyVAE
 from sivae_core.results import budget_line
@@ -34,9 +35,10 @@ def test_smoke_runs_every_job_and_packs_its_results(tmp_path, one_thread):
     assert len(files) <= 8 and all(p.stat().st_size < 16 * 2**20 for p in files)  # what a GPU machine sends back
     with tarfile.open(out / "suite_results.tar.gz") as tar:
         names = set(tar.getnames())
-        assert {"toy2d/suite_2d.json", "toy2d/suite_2d_samples.npz", "cifar10/suite_cifar10.json"} <= names
+        assert {"fig3/suite_fig3.json", "fig3/suite_fig3_samples.npz", "cifar10/suite_cifar10.json"} <= names
         assert not any(n.startswith("_scratch") for n in names)  # checkpoints stay behind
-        toy = json.load(tar.extractfile("toy2d/suite_2d.json"))
+        figure = {job: json.load(tar.extractfile(f"{job}/suite_{job}.json"))
+                  for job in ("fig3", "fig21", "readings", "as_table_rec_kl_neg", "as_table_kl_rec_neg")}
         table2 = json.load(tar.extractfile("table2/suite_table2.json"))
         tf32 = json.load(tar.extractfile("table2_tf32/suite_table2_tf32.json"))
         assert "table2/suite_table2_samples.npz" in names
@@ -58,9 +60,14 @@ def test_smoke_runs_every_job_and_packs_its_results(tmp_path, one_thread):
     assert tf32["runs"] == table2["runs"] and tf32["budget"] == table2["budget"]
     assert tf32["snapshot"]["iterations"] == 15 and len(tf32["snapshot"]["runs"]) == 6
     assert all(math.isfinite(r["kl"]) and math.isfinite(r["gnelbo"]) for r in tf32["snapshot"]["runs"])
-    figures = {r["figure"] for r in toy["runs"]}
-    assert figures == {"fig3", "fig21", "as_table", "readings"}  # Table 2 is its own job
-    assert {r["reading"] for r in toy["runs"] if r["figure"] == "as_table"} == {"rec_kl_neg", "kl_rec_neg"}
+    # each 2D job trains its own runs of the plan, and together they train all of them
+    assert [{r["figure"] for r in rec["runs"]} for rec in figure.values()] == [{"fig3"}, {"fig21"}, {"readings"},
+                                                                               {"as_table"}, {"as_table"}]
+    assert [{r["reading"] for r in figure[f"as_table_{reading}"]["runs"]} for reading in ("rec_kl_neg", "kl_rec_neg")
+            ] == [{"rec_kl_neg"}, {"kl_rec_neg"}]
+    smoke_plan = plan_2d((0,), ("8gaussians", "checkerboard"), (1.0, 8.0))
+    assert sum(len(rec["runs"]) for rec in (table2, *figure.values())) == sum(len(g.runs) for g in smoke_plan)
+    toy = figure["fig3"]
     # 40 iterations of batch 64, 1 seed, against 30,000 of batch 512 and 5 seeds
     assert toy["budget"]["fraction_of_paper"] == pytest.approx(40 * 64 / (30_000 * 512) / 5, rel=0.01)
     assert toy["provenance"]["command"] and toy["provenance"]["hardware"]

@@ -1,6 +1,6 @@
 """The GPU suite: a prioritized plan of jobs that turns a few minutes of one GPU into the book's stored results.
 
-    python -m sivae_core suite --out suite_out [--budget-s 540] [--only toy2d ...] [--list] [--smoke]
+    python -m sivae_core suite --out suite_out [--budget-s 540] [--only fig3 ...] [--list] [--smoke]
 
 GPU time comes in short slots (at most 10 minutes a command, about 15 minutes a session), so the suite is
 prepared to run without any preparation on the machine: every job names the data it needs (copied next to the
@@ -29,7 +29,8 @@ import torch
 from ..cli import device_of
 from ..results import budget_block, provenance, write_results
 from ..training.callbacks import Callback, time_budget
-from .suite_2d import run_table2, run_table2_tf32, run_toy2d
+from .paper import AS_READINGS
+from .suite_2d import figure_job, run_table2, run_table2_tf32
 from .suite_bench import run_bench
 from .suite_cifar import run_cifar10
 from .suite_style import run_style
@@ -79,8 +80,15 @@ JOBS: list[Job] = [
         "seeds, 30,000 iterations, three ensembles with recorded steps): per-seed metrics and samples"),
     Job("table2_tf32", 0.3, (), run_table2_tf32, "Table 2 again with TF32 matrix products, also evaluated at the "
         "stored float32 Table 2's iterations: whether TF32 moves the metrics (then the 2D jobs may use it)"),
-    Job("toy2d", 0.5, (), run_toy2d, "the rest of Part II at the paper's budget: Fig. 3, Fig. 21, the AS-IntroVAE "
-        "tables under both readings of C1-C3, the three encoder-gradient readings; per-seed metrics and samples"),
+    Job("fig3", 0.5, (), figure_job("fig3"), "Fig. 3: IntroVAE on 8 Gaussians over the margins m = 1..10 and "
+        "S-IntroVAE with the same betas, 5 seeds each"),
+    Job("fig21", 0.25, (), figure_job("fig21"), "Fig. 21: posterior collapse, VAE and S-IntroVAE with beta_kl 1, "
+        "beta_rec 0.5, 5 seeds each"),
+    Job("readings", 0.4, (), figure_job("readings"), "S-IntroVAE under the two other readings of its encoder "
+        "gradient (detached, printed) on Table 2's datasets and seeds"),
+    *(Job(f"as_table_{reading}", 0.5, (), figure_job("as_table", reading), f"the AS-IntroVAE 2D tables (Lu et al. "
+          f"2022: VAE, IntroVAE, S-IntroVAE, AS-IntroVAE under C1-C3 on 8 Gaussians and Checkerboard, 5 seeds), "
+          f"reading {reading!r} of C1-C3") for reading in AS_READINGS),
     Job("cifar10", 0.35, ("cifar10/cifar10_exact_subset.npz",), run_cifar10, "CIFAR-10 S-IntroVAE (unconditional "
         "and class-conditional) for the job's budget: Frechet-distance curve, samples and reconstructions"),
     Job("style", 0.4, ("celeba/img_align_celeba_10k",), run_style, "the style-based Soft-IntroVAE grown 4 -> 64 on "

@@ -1,4 +1,4 @@
-"""The suite's 2D job: every 2D result of Part II at the paper's budget, as a handful of vectorized ensembles.
+"""The suite's 2D jobs: every 2D result of Part II at the paper's budget, as a handful of vectorized ensembles.
 
 Table 2 (4 datasets x VAE/IntroVAE/S-IntroVAE x 5 seeds), Fig. 3 (IntroVAE on 8 Gaussians over ten margins, with
 S-IntroVAE's line), Fig. 21 (posterior collapse: VAE and S-IntroVAE with beta_kl 1, beta_rec 0.5), the 2D tables
@@ -7,14 +7,16 @@ and the three readings of Soft-IntroVAE's encoder gradient (on Table 2's dataset
 budget (Daniel & Tamar 2021, Sec. 9.2.1: 30,000 iterations, batch 512, the warm-up and drops of
 :data:`~sivae_core.experiments.schedules.PAPER_2D`).
 
-Runs that can share an ensemble do (same objective class and settings; hyperparameters and data may differ), so
-the whole job is six ensembles, each drawing its data and noise once per step for all its runs (the trainer's
-``ensemble_noise="batched"``: per-run generators would cost one random-number kernel per run and draw), and each
-recording its step as a CUDA graph where the objective allows it (``cuda_graph``: one launch per step instead of
-thousands; AS-IntroVAE's annealing counter rules it out for that ensemble). They
-advance together in chunks, so when the job's time runs out every run has the same number of iterations, which
-the result file records as a fraction of the paper's 30,000. A run that diverges (IntroVAE on Checkerboard, as in
-Lu et al.'s Table 4) is dropped from its ensemble and reported as NaN.
+The 345 runs of :func:`plan_2d` take about 40 minutes of an H200, and a GPU comes in calls of at most 10, so they
+are split into jobs by what they show (:func:`figure_job`: Table 2, Fig. 3, Fig. 21, the readings, and the
+AS-IntroVAE tables one reading at a time), each writing ``suite_<job>.json`` and its samples. Within a job, runs
+that can share an ensemble do (same objective class and settings; hyperparameters and data may differ), each
+ensemble drawing its data and noise once per step for all its runs (the trainer's ``ensemble_noise="batched"``:
+per-run generators would cost one random-number kernel per run and draw), and each recording its step as a CUDA
+graph (``cuda_graph``: one launch per step instead of thousands). They advance together in chunks, so when the job's time runs
+out every run has the same number of iterations, which the result file records as a fraction of the paper's
+30,000. A run that diverges (IntroVAE on Checkerboard, as in Lu et al.'s Table 4) is dropped from its ensemble
+and reported as NaN.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from .schedules import PAPER_2D, budget_2d, train_config
 if TYPE_CHECKING:
     from .suite import JobContext
 
-__all__ = ["Run", "plan_2d", "run_toy2d", "run_table2", "run_table2_tf32"]
+__all__ = ["Run", "plan_2d", "figure_job", "run_table2", "run_table2_tf32"]
 
 TABLE2_DATASETS = ("8gaussians", "spiral", "checkerboard", "rings")
 FIG3_MARGINS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0)
@@ -118,8 +120,9 @@ def _trainer(group: Group, iterations: int, batch: int, hidden: int, device: tor
                        drop_diverged_runs=True, ensemble_noise="batched", tf32=tf32)
     introspective = iterations - cfg.vae_warmup
     objectives = [make_objective(group.method, introspective, **r.hparams, **group.options) for r in group.runs]
-    # Record the step unless the objective keeps a schedule counter, which a replayed step would leave behind.
-    cfg = replace(cfg, cuda_graph=not objectives[0].state_dict())
+    # Record the step unless the objective keeps a schedule counter on the Python side, which a replayed step would
+    # leave behind (beta-VAE-B; AS-IntroVAE keeps its counter on the device).
+    cfg = replace(cfg, cuda_graph=objectives[0].recordable)
     models = [seeded(lambda: ToyVAE(hidden=hidden), r.seed) for r in group.runs]
     by_dataset = {r.dataset: ToySampler(r.dataset) for r in group.runs}  # one draw per dataset for all its runs
     samplers: list[Sampler] = [by_dataset[r.dataset] for r in group.runs]
@@ -151,14 +154,23 @@ def _evaluate(group: Group, trainer: Trainer, grid_points: int, samples_too: boo
     return records, samples
 
 
-def run_toy2d(ctx: JobContext) -> dict[str, Any]:
-    """The 2D results of Part II besides Table 2, which is its own job (``suite_2d``)."""
-    return _run_2d(ctx, "suite_2d", keep=lambda figure: figure != "table2")
+def figure_job(figure: str, reading: str | None = None) -> Callable[[JobContext], dict[str, Any]]:
+    """The job that trains one figure's runs of the plan (for the AS-IntroVAE tables, one reading of C1-C3) and writes
+    ``suite_<figure>[_<reading>]``: each small enough for one call of a GPU machine, where the whole plan is not."""
+    name = f"suite_{figure}" + (f"_{reading}" if reading else "")
+
+    def keep(tags: dict[str, Any]) -> bool:
+        return tags["figure"] == figure and (reading is None or tags.get("reading") == reading)
+
+    def run(ctx: JobContext) -> dict[str, Any]:
+        return _run_2d(ctx, name, keep)
+
+    run.__doc__ = f"Train and evaluate the runs of {name} (see :func:`figure_job`)."
+    return run
 
 
-def run_table2(ctx: JobContext) -> dict[str, Any]:
-    """Table 2 alone (``suite_table2``): 60 runs in three ensembles, the part of the 2D job the chapters need first."""
-    return _run_2d(ctx, "suite_table2", keep=lambda figure: figure == "table2")
+#: Table 2 alone (``suite_table2``): 60 runs in three ensembles, the part of the 2D results the chapters need first.
+run_table2 = figure_job("table2")
 
 
 def run_table2_tf32(ctx: JobContext) -> dict[str, Any]:
@@ -169,13 +181,13 @@ def run_table2_tf32(ctx: JobContext) -> dict[str, Any]:
     total = SMOKE_ITERATIONS if ctx.smoke else PAPER_ITERATIONS
     stored = results.load("suite_table2")["budget"]["iterations"] if results.available("suite_table2") else None
     compare_at = 15 if ctx.smoke else stored
-    return _run_2d(ctx, "suite_table2_tf32", keep=lambda figure: figure == "table2", tf32=True,
+    return _run_2d(ctx, "suite_table2_tf32", keep=lambda tags: tags["figure"] == "table2", tf32=True,
                    snapshot_at=compare_at if compare_at and compare_at < total else None)
 
 
-def _run_2d(ctx: JobContext, name: str, keep: Callable[[str], bool], tf32: bool = False,
+def _run_2d(ctx: JobContext, name: str, keep: Callable[[dict[str, Any]], bool], tf32: bool = False,
             snapshot_at: int | None = None) -> dict[str, Any]:
-    """Train the plan's runs whose figure ``keep`` accepts, in chunks until the paper's budget or the deadline, then
+    """Train the plan's runs whose tags ``keep`` accepts, in chunks until the paper's budget or the deadline, then
     evaluate and write ``name.json`` and ``name_samples.npz``; with ``snapshot_at``, also evaluate every run when
     training passes that iteration (``snapshot`` in the record)."""
     smoke = ctx.smoke
@@ -183,7 +195,7 @@ def _run_2d(ctx: JobContext, name: str, keep: Callable[[str], bool], tf32: bool 
     groups = plan_2d(seeds, ("8gaussians", "checkerboard") if smoke else TABLE2_DATASETS,
                      (1.0, 8.0) if smoke else FIG3_MARGINS)
     for g in groups:
-        g.runs = [r for r in g.runs if keep(r.tags["figure"])]
+        g.runs = [r for r in g.runs if keep(r.tags)]
     groups = [g for g in groups if g.runs]
     total, batch, hidden = (SMOKE_ITERATIONS, 64, 16) if smoke else (PAPER_ITERATIONS, 512, 256)
     grid_points = 64 if smoke else 1024

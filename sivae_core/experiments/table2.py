@@ -40,7 +40,7 @@ def table2_cells(models: list, runs: list) -> dict:
 
 
 def cells_from_records(records: list[dict]) -> dict:
-    """Table 2 cells from per-run records (a stored result's ``runs``, e.g. the GPU suite's ``suite_2d``): the
+    """Table 2 cells from per-run records (a stored result's ``runs``, e.g. the GPU suite's ``suite_table2``): the
     records tagged ``figure == "table2"``, grouped by dataset and method. A diverged run's NaN stays in its cell."""
     grouped: dict = {}
     for r in records:

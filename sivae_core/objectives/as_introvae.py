@@ -43,6 +43,9 @@ constructor's ``total_iters`` (the introspective iterations, i.e. the trainer's 
 first run's objective, so all runs share one schedule (they share the iteration count anyway). A fixed
 ``c`` (the ablations of Appendix A.2) is set with ``c=...``; ``c=-1`` (default) means "annealed".
 The counter is part of the objective's state, saved with every checkpoint, so a resumed run continues the schedule.
+It is a tensor on the model's device, advanced by the step itself: a step recorded once as a CUDA graph and
+replayed (``TrainConfig.cuda_graph``) then advances the schedule too, where a Python ``int`` would stay at the value
+it had when the step was recorded.
 """
 
 from __future__ import annotations
@@ -107,16 +110,19 @@ def as_distance_per_dim(mu_r: Tensor, logvar_r: Tensor, mu_g: Tensor, logvar_g: 
         mu_r, logvar_r, mu_g, logvar_g)
 
 
-def annealing_c(i: int, total: int, mode: str = "linear") -> float:
-    """The weight of the KL in Eq. 9: ``min(5 i / T, 1)`` ("linear", paper) or ``min(tanh(5 i / T), 1)`` ("tanh", code)."""
+def annealing_c(i: int | Tensor, total: int, mode: str = "linear") -> float | Tensor:
+    """The weight of the KL in Eq. 9: ``min(5 i / T, 1)`` ("linear", paper) or ``min(tanh(5 i / T), 1)`` ("tanh", code).
+
+    ``i`` may be a tensor (the objective's counter on the device); ``c`` is then a tensor on that device."""
+    if mode not in ("linear", "tanh"):
+        raise ValueError(f"unknown annealing mode {mode!r}; use 'linear' or 'tanh'")
+    if isinstance(i, Tensor):
+        t = 5.0 * i.double() / total if total > 0 else torch.full_like(i, math.inf, dtype=torch.float64)
+        return torch.clamp(torch.tanh(t) if mode == "tanh" else t, max=1.0)
     if total <= 0:
         return 1.0
     t = 5.0 * i / total
-    if mode == "linear":
-        return min(t, 1.0)
-    if mode == "tanh":
-        return min(math.tanh(t), 1.0)
-    raise ValueError(f"unknown annealing mode {mode!r}; use 'linear' or 'tanh'")
+    return min(math.tanh(t) if mode == "tanh" else t, 1.0)
 
 
 @register_objective
@@ -151,9 +157,10 @@ class ASIntroVAE(SoftIntroVAE):
         self.kernel = kernel or ("per_dim" if code else "product")
         if self.kernel not in ("product", "per_dim"):
             raise ValueError("kernel must be 'product' (Eq. 8) or 'per_dim' (authors' code)")
+        annealing_c(0, 1, self.anneal)  # an unknown mode fails here, not at the first step
         self.total_iters = int(total_iters)
         self.fixed_c = float(c)
-        self.i = 0
+        self._count = torch.zeros((), dtype=torch.float64)  # moved to the model's device by the first step
 
     def __repr__(self) -> str:
         return (f"ASIntroVAE(beta_rec={self.hparams['beta_rec']:g}, beta_kl={self.hparams['beta_kl']:g}, "
@@ -164,18 +171,27 @@ class ASIntroVAE(SoftIntroVAE):
         """The annealing runs over the run's ``iterations`` (its introspective iterations, after any warm-up)."""
         return cls(**hparams) if iterations is None else cls(**hparams, total_iters=iterations)
 
+    @property
+    def i(self) -> int:
+        """The introspective iterations counted so far (reading it waits for the device)."""
+        return int(self._count.item())
+
     def state_dict(self) -> dict[str, Any]:
         return {"i": self.i}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.i = int(state["i"])
+        self._count.fill_(int(state["i"]))  # in place: a recorded step holds this very tensor
 
     # ------------------------------------------------------------------ pieces
     def c(self) -> float:
         """The current KL weight: fixed if ``c >= 0`` was given, else annealed from ``self.i``."""
+        return float(self._c())
+
+    def _c(self) -> Tensor:
+        """:meth:`c` as a float64 tensor on the counter's device, for the losses."""
         if self.fixed_c >= 0:
-            return self.fixed_c
-        return annealing_c(self.i, self.total_iters, self.anneal)
+            return torch.full((), self.fixed_c, dtype=torch.float64, device=self._count.device)
+        return annealing_c(self._count, self.total_iters, self.anneal)
 
     def _prep(self, mu: Tensor, logvar: Tensor) -> tuple[Tensor, Tensor]:
         return (torch.tanh(mu), torch.tanh(logvar)) if self.squash else (mu, logvar)
@@ -195,16 +211,18 @@ class ASIntroVAE(SoftIntroVAE):
         The encoder *maximizes* D (it lowers ``exp(-alpha s E)`` of both fakes), the decoder minimizes it;
         D is one number per batch, shared by both kinds of fakes.
         """
-        c = self.c()
         dist = self.distance(*post_r, *post_f)
+        if self._count.device != dist.device:  # the first step, eager: the counter joins the model
+            self._count = self._count.to(dist.device)
+        c = self._c()  # float64 and 0-dim: it takes the dtype of the per-sample KLs it weighs
         if player == "decoder" and self.squash:
             # The code form also squashes before the decoder's fake KL (A_VAE.py); the paper does not.
             kl_r, kl_f = kl_to_standard_normal(*self._prep(*post_r)), kl_to_standard_normal(*self._prep(*post_f))
         adv = (1 - c) * dist.unsqueeze(-1)
-        return c * kl_r + adv, c * kl_f + adv, {"as_dist": dist, "c": torch.full_like(dist, c)}
+        return c * kl_r + adv, c * kl_f + adv, {"as_dist": dist, "c": torch.zeros_like(dist) + c.to(dist.dtype)}
 
     def decoder_loss(self, model: IntroVAEModel, x: Tensor, noise: Noise, hp: HParams,
                      carry: Mapping[str, Tensor]) -> StepOutput:
         out = super().decoder_loss(model, x, noise, hp, carry)
-        self.i += 1  # one introspective iteration done (python side effect: once per call, also under vmap)
+        self._count.add_(1)  # one introspective iteration done (once per call, also under vmap: the counter is unbatched)
         return out

@@ -22,7 +22,9 @@ Design choices that the rest of the package depends on:
 * **The trainer decides which parameters a loss updates** (``backward(inputs=...)``); the objectives put
   explicit ``.detach()`` stop-gradients exactly where the papers put them, and nowhere else.
 * **State that a schedule needs** (an annealing counter) lives in the objective and is saved with the
-  checkpoint (:meth:`Objective.state_dict`), so a resumed run continues the schedule exactly.
+  checkpoint (:meth:`Objective.state_dict`), so a resumed run continues the schedule exactly. Kept as a tensor on
+  the device and advanced in place, it also survives a step recorded as a CUDA graph; kept as a Python number, it
+  does not, and the objective says so (:attr:`Objective.recordable`).
 * **Auxiliary networks** that an objective trains on the side (FactorVAE's discriminator) are declared by
   :meth:`Objective.auxiliary_modules`; the one trainer gives each its own optimizer and checkpoints it.
 """
@@ -105,6 +107,9 @@ class Objective(ABC):
     joint: bool = False
     #: (encoder step, decoder step): how many (B, z_dim) standard-normal draws each step consumes.
     noise_draws: tuple[int, int] = (0, 0)
+    #: False when the steps advance state kept on the Python side (a schedule's counter): a step recorded once as a
+    #: CUDA graph (``TrainConfig.cuda_graph``) and replayed would leave it where it was when the step was recorded.
+    recordable: bool = True
 
     def __init__(self, **hparams: float):
         self.hparams: dict[str, float] = {k: float(v) for k, v in hparams.items()}

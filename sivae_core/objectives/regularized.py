@@ -93,6 +93,7 @@ class RegularizedVAE(Objective):
 
     joint = True
     noise_draws = (1, 0)
+    recordable = False  # self.i below
     #: Mini-batches must be at least this large (the batch estimators need more than one sample).
     needs_batch = False
 

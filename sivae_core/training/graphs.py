@@ -18,8 +18,9 @@ that for the :class:`~sivae_core.training.trainer.Trainer`:
   the iteration it happened at);
 * **optimizer state on the device**: Adam with ``capturable=True`` and the learning rate as a tensor that the
   scheduler fills at its milestones;
-* **no Python-side state in the objective**: objectives with a schedule counter (AS-IntroVAE's annealing,
-  beta-VAE-B's capacity) are refused, because a replay would not advance it.
+* **no Python-side state in the objective**: an objective whose schedule counter is a Python number (beta-VAE-B's
+  capacity; ``Objective.recordable`` is False) is refused, because a replay would not advance it. AS-IntroVAE
+  keeps its annealing counter as a tensor on the device, which the recorded step advances.
 
 One graph per phase (the VAE warm-up, then the objective), captured after a few ordinary steps on a side
 stream (CUDA needs its libraries initialised before capture). On a CPU nothing is captured: the same

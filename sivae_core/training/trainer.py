@@ -87,7 +87,8 @@ class TrainConfig:
     ensemble_noise: str = "per_run"
     #: Record the step once as a CUDA graph and replay it (:mod:`.graphs`): for small models, whose step is bound
     #: by kernel launches. NaN/inf losses are then caught at log steps and before checkpoints, with the iteration
-    #: they happened at. Not with objectives that keep a schedule counter, auxiliary networks, step hooks, fp16,
+    #: they happened at. Not with objectives that keep a schedule counter in Python (``Objective.recordable``),
+    #: auxiliary networks, step hooks, fp16,
     #: ``compile`` or several processes. On a CPU the same step runs uncaptured.
     cuda_graph: bool = False
     #: CUDA only: float32 matrix products on tensor cores in TF32 (a 10-bit mantissa instead of 23) while the trainer
@@ -171,7 +172,7 @@ class Trainer:
             self._check_graphable()
 
     def _check_graphable(self) -> None:
-        cfg, counters = self.config, {type(o).__name__: o.state_dict() for o in self.objectives if o.state_dict()}
+        cfg, counters = self.config, {type(o).__name__: o.state_dict() for o in self.objectives if not o.recordable}
         refusals = {
             f"objectives with a Python-side schedule ({counters}), which a replayed step would not advance": counters,
             "auxiliary networks": self.auxiliaries, "step hooks": self.step_hooks, "fp16 loss scaling": self.scaler.is_enabled(),
