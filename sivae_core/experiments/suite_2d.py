@@ -13,10 +13,10 @@ AS-IntroVAE tables one reading at a time), each writing ``suite_<job>.json`` and
 that can share an ensemble do (same objective class and settings; hyperparameters and data may differ), each
 ensemble drawing its data and noise once per step for all its runs (the trainer's ``ensemble_noise="batched"``:
 per-run generators would cost one random-number kernel per run and draw), and each recording its step as a CUDA
-graph (``cuda_graph``: one launch per step instead of thousands). They advance together in chunks, so when the job's time runs
-out every run has the same number of iterations, which the result file records as a fraction of the paper's
-30,000. A run that diverges (IntroVAE on Checkerboard, as in Lu et al.'s Table 4) is dropped from its ensemble
-and reported as NaN.
+graph (``cuda_graph``: one launch per step instead of thousands). They advance together in chunks, so when the
+job's time runs out every run has the same number of iterations, which the result file records as a fraction of
+the paper's 30,000. A run that diverges (IntroVAE on Checkerboard, as in Lu et al.'s Table 4) is dropped from its
+ensemble and reported as NaN.
 """
 
 from __future__ import annotations

@@ -88,8 +88,8 @@ class TrainConfig:
     #: Record the step once as a CUDA graph and replay it (:mod:`.graphs`): for small models, whose step is bound
     #: by kernel launches. NaN/inf losses are then caught at log steps and before checkpoints, with the iteration
     #: they happened at. Not with objectives that keep a schedule counter in Python (``Objective.recordable``),
-    #: auxiliary networks, step hooks, fp16,
-    #: ``compile`` or several processes. On a CPU the same step runs uncaptured.
+    #: auxiliary networks, step hooks, fp16, ``compile`` or several processes. On a CPU the same step runs
+    #: uncaptured.
     cuda_graph: bool = False
     #: CUDA only: float32 matrix products on tensor cores in TF32 (a 10-bit mantissa instead of 23) while the trainer
     #: steps; evaluation afterwards stays in full float32. Convolutions already use TF32 by PyTorch's default
