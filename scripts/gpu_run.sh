@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Run the GPU suite (python -m sivae_core suite) on a machine lent for a few minutes, and keep what it produces.
 #
-#   bash scripts/gpu_run.sh prepare [JOB...]  here: copy the data the jobs need (default: every job but translation)
-#                                          into gpu_carry/ (ignored by git, named in the run tool's `carry`), record the
-#                                          commit and the jobs; refuses a dirty tree and more data than one call carries
+#   bash scripts/gpu_run.sh prepare JOB...    here: copy the data the jobs need into gpu_carry/ (ignored by git, named
+#                                          in the run tool's `carry`), record the commit and the jobs; refuses a dirty
+#                                          tree, more data than one call carries, and no jobs (the whole plan does not
+#                                          fit a call: `python -m sivae_core suite --list` says what is stored of each)
 #   bash scripts/gpu_run.sh device [S]     on the GPU machine (the run tool's command, carry ["gpu_carry"],
 #                                          timeout_s 590): the prepared jobs within S seconds (default 540), output in $OUT
 #   bash scripts/gpu_run.sh unpack DIR     here: unpack DIR/suite_results.tar.gz into book/results/, then commit
@@ -27,7 +28,10 @@ from sivae_core.data.images import first_root_holding
 from sivae_core.experiments.suite import JOBS
 # The run tool carries 64 MiB in all, the working tree (about 12 MiB) included.
 LIMIT_MIB = 50
-names = sys.argv[1:] or [job.name for job in JOBS if job.name != "translation"]
+names = sys.argv[1:]
+if not names:
+    sys.exit("name the jobs for this call (one call holds about 9 minutes of GPU, the whole plan does not fit): "
+             "python -m sivae_core suite --list shows each job and what is stored of it")
 unknown = set(names) - {job.name for job in JOBS}
 if unknown:
     sys.exit(f"unknown job(s) {sorted(unknown)}; the plan has {[job.name for job in JOBS]}")

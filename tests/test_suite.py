@@ -137,3 +137,18 @@ def test_a_benchmark_stopped_at_its_deadline_keeps_the_figures_it_printed(tmp_pa
     suite_bench.run_bench(ctx)
     figures = written["suite_bench"]["figures"]
     assert figures["bench_2d"] == {"stopped_at_deadline": True, "steps_per_s": 12.5, "ratio_vs_loop": 3.0}
+
+
+def test_list_says_what_is_stored_of_each_job(tmp_path, monkeypatch, capsys):
+    """``--list`` shows where results are still missing (what the next GPU call should run): each job's stored record
+    with its budget, or that nothing is stored."""
+    monkeypatch.setenv("SIVAE_RESULTS", str(tmp_path))
+    record = {"budget": {"description": "9,000 of 30,000 iterations", "fraction_of_paper": 0.3},
+              "provenance": {"hardware": "NVIDIA H100", "commit": "0123456789"}}
+    (tmp_path / "suite_fig3.json").write_text(json.dumps(record))
+    assert main(["suite", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert ("stored (suite_fig3): 9,000 of 30,000 iterations (30% of the paper's budget); NVIDIA H100; commit 0123456"
+            in out)
+    assert "stored (suite_fig21): nothing yet" in out and "stored (translation_gpu_sivae): nothing yet" in out
+    assert out.count("stored (") == len(JOBS)

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from .. import results
 from ..cli import device_of
 from ..results import budget_block, provenance, write_results
 from ..training.callbacks import Callback, time_budget
@@ -72,6 +73,12 @@ class Job:
     needs: tuple[str, ...]
     run: Callable[[JobContext], dict[str, Any]]
     about: str
+    #: The stored record it produces (``book/results/<record>.json``), if not ``suite_<name>``.
+    result: str = ""
+
+    @property
+    def record(self) -> str:
+        return self.result or f"suite_{self.name}"
 
 
 #: The plan, in priority order.
@@ -97,7 +104,7 @@ JOBS: list[Job] = [
     Job("translation", 0.4, ("cars3d/cars64",), run_translation, "Cars3D content transfer at the paper's settings "
         "(pixel loss): Soft-IntroVAE for half the job's time, the beta-VAE and the autoencoder to the same "
         "iterations; scores on the 20 held-out cars and transfer matrices. Its data does not fit one call's carry "
-        "with the others': prepare and run it alone"),
+        "with the others': prepare and run it alone", result="translation_gpu_sivae"),
     Job("bench", 0.15, ("cifar10/cifar10_exact_subset.npz",), run_bench, "the benchmark scripts: 2D ensembles "
         "against sequential runs, the Table 2 protocol's time, our CIFAR-10 step against the authors'"),
 ]
@@ -146,15 +153,19 @@ OUT_REQUIRED = False
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget-s", type=float, default=540.0, help="total wall-clock budget in seconds (default 540)")
     p.add_argument("--only", nargs="+", help="run only these jobs (in the plan's order)")
-    p.add_argument("--list", action="store_true", help="list the jobs, their shares and the data they need")
+    p.add_argument("--list", action="store_true", help="list the jobs, their shares, the data they need and what "
+                   "is stored of each")
     p.add_argument("--smoke", action="store_true", help="every job at a tiny size (a CPU check of the whole plan)")
 
 
 def run(args: argparse.Namespace) -> int:
     plan = list(JOBS)
-    if args.list:
+    if args.list:  # with what is stored of each job, so that the next GPU call can go where results are missing
         for job in plan:
-            print(f"{job.name:12s} share {job.share:.2f}  data: {', '.join(job.needs) or '-'}\n    {job.about}")
+            stored = (results.budget_line(results.load(job.record)) if job.record in results.available(job.record)
+                      else "nothing yet")
+            print(f"{job.name:12s} share {job.share:.2f}  data: {', '.join(job.needs) or '-'}\n    {job.about}\n"
+                  f"    stored ({job.record}): {stored}")
         return 0
     if args.only:
         unknown = set(args.only) - {j.name for j in plan}
