@@ -37,8 +37,9 @@ def test_smoke_runs_every_job_and_packs_its_results(tmp_path, one_thread):
         names = set(tar.getnames())
         assert {"fig3/suite_fig3.json", "fig3/suite_fig3_samples.npz", "cifar10/suite_cifar10.json"} <= names
         assert not any(n.startswith("_scratch") for n in names)  # checkpoints stay behind
+        as_jobs = [f"as_table_{r}_{d}" for r in ("rec_kl_neg", "kl_rec_neg") for d in ("8gaussians", "checkerboard")]
         figure = {job: json.load(tar.extractfile(f"{job}/suite_{job}.json"))
-                  for job in ("fig3", "fig21", "readings", "as_table_rec_kl_neg", "as_table_kl_rec_neg")}
+                  for job in ("fig3", "fig21", "readings", *as_jobs)}
         table2 = json.load(tar.extractfile("table2/suite_table2.json"))
         tf32 = json.load(tar.extractfile("table2_tf32/suite_table2_tf32.json"))
         assert "table2/suite_table2_samples.npz" in names
@@ -62,9 +63,11 @@ def test_smoke_runs_every_job_and_packs_its_results(tmp_path, one_thread):
     assert all(math.isfinite(r["kl"]) and math.isfinite(r["gnelbo"]) for r in tf32["snapshot"]["runs"])
     # each 2D job trains its own runs of the plan, and together they train all of them
     assert [{r["figure"] for r in rec["runs"]} for rec in figure.values()] == [{"fig3"}, {"fig21"}, {"readings"},
-                                                                               {"as_table"}, {"as_table"}]
-    assert [{r["reading"] for r in figure[f"as_table_{reading}"]["runs"]} for reading in ("rec_kl_neg", "kl_rec_neg")
-            ] == [{"rec_kl_neg"}, {"kl_rec_neg"}]
+                                                                               *[{"as_table"}] * 4]
+    assert [{(r["reading"], r["dataset"]) for r in figure[job]["runs"]} for job in as_jobs] == [
+        {("rec_kl_neg", "8gaussians")}, {("rec_kl_neg", "checkerboard")}, {("kl_rec_neg", "8gaussians")},
+        {("kl_rec_neg", "checkerboard")}]
+    assert [g["method"] for g in figure[as_jobs[0]]["groups"]] == ["vae", "introvae", "sivae", "asivae"]
     smoke_plan = plan_2d((0,), ("8gaussians", "checkerboard"), (1.0, 8.0))
     assert sum(len(rec["runs"]) for rec in (table2, *figure.values())) == sum(len(g.runs) for g in smoke_plan)
     toy = figure["fig3"]

@@ -31,7 +31,7 @@ from ..cli import device_of
 from ..results import budget_block, provenance, write_results
 from ..training.callbacks import Callback, time_budget
 from .paper import AS_READINGS
-from .suite_2d import figure_job, run_table2, run_table2_tf32
+from .suite_2d import AS_DATASETS, figure_job, run_table2, run_table2_tf32
 from .suite_bench import run_bench
 from .suite_cifar import run_cifar10
 from .suite_style import run_style
@@ -93,9 +93,9 @@ JOBS: list[Job] = [
         "beta_rec 0.5, 5 seeds each"),
     Job("readings", 0.4, (), figure_job("readings"), "S-IntroVAE under the two other readings of its encoder "
         "gradient (detached, printed) on Table 2's datasets and seeds"),
-    *(Job(f"as_table_{reading}", 0.5, (), figure_job("as_table", reading), f"the AS-IntroVAE 2D tables (Lu et al. "
-          f"2022: VAE, IntroVAE, S-IntroVAE, AS-IntroVAE under C1-C3 on 8 Gaussians and Checkerboard, 5 seeds), "
-          f"reading {reading!r} of C1-C3") for reading in AS_READINGS),
+    *(Job(f"as_table_{reading}_{dataset}", 0.5, (), figure_job("as_table", reading, dataset), f"the AS-IntroVAE "
+          f"2D tables (Lu et al. 2022: VAE, IntroVAE, S-IntroVAE, AS-IntroVAE under C1-C3, 5 seeds) on {dataset}, "
+          f"reading {reading!r} of C1-C3") for reading in AS_READINGS for dataset in AS_DATASETS),
     Job("cifar10", 0.35, ("cifar10/cifar10_exact_subset.npz",), run_cifar10, "CIFAR-10 S-IntroVAE (unconditional "
         "and class-conditional) for the job's budget: Frechet-distance curve, samples and reconstructions"),
     Job("style", 0.4, ("celeba/img_align_celeba_10k",), run_style, "the style-based Soft-IntroVAE grown 4 -> 64 on "

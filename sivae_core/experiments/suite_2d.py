@@ -9,7 +9,7 @@ budget (Daniel & Tamar 2021, Sec. 9.2.1: 30,000 iterations, batch 512, the warm-
 
 The 345 runs of :func:`plan_2d` take about 40 minutes of an H200, and a GPU comes in calls of at most 10, so they
 are split into jobs by what they show (:func:`figure_job`: Table 2, Fig. 3, Fig. 21, the readings, and the
-AS-IntroVAE tables one reading at a time), each writing ``suite_<job>.json`` and its samples. Within a job, runs
+AS-IntroVAE tables one reading and dataset at a time), each writing ``suite_<job>.json`` and its samples. Within a job, runs
 that can share an ensemble do (same objective class and settings; hyperparameters and data may differ), each
 ensemble drawing its data and noise once per step for all its runs (the trainer's ``ensemble_noise="batched"``:
 per-run generators would cost one random-number kernel per run and draw), and each recording its step as a CUDA
@@ -44,7 +44,7 @@ from .schedules import PAPER_2D, budget_2d, train_config
 if TYPE_CHECKING:
     from .suite import JobContext
 
-__all__ = ["Run", "plan_2d", "figure_job", "run_table2", "run_table2_tf32"]
+__all__ = ["AS_DATASETS", "Run", "plan_2d", "figure_job", "run_table2", "run_table2_tf32"]
 
 TABLE2_DATASETS = ("8gaussians", "spiral", "checkerboard", "rings")
 FIG3_MARGINS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0)
@@ -154,13 +154,16 @@ def _evaluate(group: Group, trainer: Trainer, grid_points: int, samples_too: boo
     return records, samples
 
 
-def figure_job(figure: str, reading: str | None = None) -> Callable[[JobContext], dict[str, Any]]:
-    """The job that trains one figure's runs of the plan (for the AS-IntroVAE tables, one reading of C1-C3) and writes
-    ``suite_<figure>[_<reading>]``: each small enough for one call of a GPU machine, where the whole plan is not."""
-    name = f"suite_{figure}" + (f"_{reading}" if reading else "")
+def figure_job(figure: str, reading: str | None = None, dataset: str | None = None
+               ) -> Callable[[JobContext], dict[str, Any]]:
+    """The job that trains one figure's runs of the plan (for the AS-IntroVAE tables, one reading of C1-C3 on one
+    dataset) and writes ``suite_<figure>[_<reading>_<dataset>]``: each small enough for one call of a GPU machine,
+    where the whole plan is not."""
+    name = "_".join(["suite", figure, *(part for part in (reading, dataset) if part)])
 
-    def keep(tags: dict[str, Any]) -> bool:
-        return tags["figure"] == figure and (reading is None or tags.get("reading") == reading)
+    def keep(run: Run) -> bool:
+        return (run.tags["figure"] == figure and reading in (None, run.tags.get("reading"))
+                and dataset in (None, run.dataset))
 
     def run(ctx: JobContext) -> dict[str, Any]:
         return _run_2d(ctx, name, keep)
@@ -181,13 +184,13 @@ def run_table2_tf32(ctx: JobContext) -> dict[str, Any]:
     total = SMOKE_ITERATIONS if ctx.smoke else PAPER_ITERATIONS
     stored = results.load("suite_table2")["budget"]["iterations"] if results.available("suite_table2") else None
     compare_at = 15 if ctx.smoke else stored
-    return _run_2d(ctx, "suite_table2_tf32", keep=lambda tags: tags["figure"] == "table2", tf32=True,
+    return _run_2d(ctx, "suite_table2_tf32", keep=lambda run: run.tags["figure"] == "table2", tf32=True,
                    snapshot_at=compare_at if compare_at and compare_at < total else None)
 
 
-def _run_2d(ctx: JobContext, name: str, keep: Callable[[dict[str, Any]], bool], tf32: bool = False,
+def _run_2d(ctx: JobContext, name: str, keep: Callable[[Run], bool], tf32: bool = False,
             snapshot_at: int | None = None) -> dict[str, Any]:
-    """Train the plan's runs whose tags ``keep`` accepts, in chunks until the paper's budget or the deadline, then
+    """Train the plan's runs that ``keep`` accepts, in chunks until the paper's budget or the deadline, then
     evaluate and write ``name.json`` and ``name_samples.npz``; with ``snapshot_at``, also evaluate every run when
     training passes that iteration (``snapshot`` in the record)."""
     smoke = ctx.smoke
@@ -195,7 +198,7 @@ def _run_2d(ctx: JobContext, name: str, keep: Callable[[dict[str, Any]], bool], 
     groups = plan_2d(seeds, ("8gaussians", "checkerboard") if smoke else TABLE2_DATASETS,
                      (1.0, 8.0) if smoke else FIG3_MARGINS)
     for g in groups:
-        g.runs = [r for r in g.runs if keep(r.tags)]
+        g.runs = [r for r in g.runs if keep(r)]
     groups = [g for g in groups if g.runs]
     total, batch, hidden = (SMOKE_ITERATIONS, 64, 16) if smoke else (PAPER_ITERATIONS, 512, 256)
     grid_points = 64 if smoke else 1024
