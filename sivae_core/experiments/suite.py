@@ -162,8 +162,10 @@ def run(args: argparse.Namespace) -> int:
     plan = list(JOBS)
     if args.list:  # with what is stored of each job, so that the next GPU call can go where results are missing
         for job in plan:
-            stored = (results.budget_line(results.load(job.record)) if job.record in results.available(job.record)
-                      else "nothing yet")
+            try:
+                stored = results.budget_line(results.load(job.record))
+            except FileNotFoundError:
+                stored = "nothing yet"
             print(f"{job.name:12s} share {job.share:.2f}  data: {', '.join(job.needs) or '-'}\n    {job.about}\n"
                   f"    stored ({job.record}): {stored}")
         return 0
