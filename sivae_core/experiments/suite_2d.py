@@ -154,6 +154,14 @@ def _evaluate(group: Group, trainer: Trainer, grid_points: int, samples_too: boo
     return records, samples
 
 
+def _runs_of(figure: str, reading: str | None = None, dataset: str | None = None) -> Callable[[Run], bool]:
+    """Which runs of the plan a job trains: those of ``figure`` (and of ``reading`` and ``dataset``, if given)."""
+    def keep(run: Run) -> bool:
+        return (run.tags["figure"] == figure and reading in (None, run.tags.get("reading"))
+                and dataset in (None, run.dataset))
+    return keep
+
+
 def figure_job(figure: str, reading: str | None = None, dataset: str | None = None
                ) -> Callable[[JobContext], dict[str, Any]]:
     """The job that trains one figure's runs of the plan (for the AS-IntroVAE tables, one reading of C1-C3 on one
@@ -161,12 +169,8 @@ def figure_job(figure: str, reading: str | None = None, dataset: str | None = No
     where the whole plan is not."""
     name = "_".join(["suite", figure, *(part for part in (reading, dataset) if part)])
 
-    def keep(run: Run) -> bool:
-        return (run.tags["figure"] == figure and reading in (None, run.tags.get("reading"))
-                and dataset in (None, run.dataset))
-
     def run(ctx: JobContext) -> dict[str, Any]:
-        return _run_2d(ctx, name, keep)
+        return _run_2d(ctx, name, _runs_of(figure, reading, dataset))
 
     run.__doc__ = f"Train and evaluate the runs of {name} (see :func:`figure_job`)."
     return run
@@ -187,7 +191,7 @@ def run_table2_tf32(ctx: JobContext) -> dict[str, Any]:
     except FileNotFoundError:  # no stored float32 table here (or no results at all): nothing to compare with
         stored = None
     compare_at = 15 if ctx.smoke else stored
-    return _run_2d(ctx, "suite_table2_tf32", keep=lambda run: run.tags["figure"] == "table2", tf32=True,
+    return _run_2d(ctx, "suite_table2_tf32", _runs_of("table2"), tf32=True,
                    snapshot_at=compare_at if compare_at and compare_at < total else None)
 
 
@@ -215,7 +219,8 @@ def _run_2d(ctx: JobContext, name: str, keep: Callable[[Run], bool], tf32: bool 
             break
         t0 = time.perf_counter()
         # A chunk ends at the snapshot, so that every run is evaluated at exactly that iteration.
-        done = min(done + chunk, total, *([snapshot_at] if snapshot_at and done < snapshot_at else []))
+        next_stop = snapshot_at if snapshot_at and snapshot_at > done else total
+        done = min(done + chunk, total, next_stop)
         for tr in trainers:
             tr.fit(iterations=done)
         t_chunk = time.perf_counter() - t0

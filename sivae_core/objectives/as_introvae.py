@@ -62,7 +62,8 @@ from ..models.base import IntroVAEModel
 from .base import HParams, Noise, Objective, StepOutput, register_objective
 from .soft_introvae import SoftIntroVAE
 
-__all__ = ["as_log_kernel", "as_kernel", "as_distance", "as_distance_per_dim", "annealing_c", "ASIntroVAE"]
+__all__ = ["as_log_kernel", "as_kernel", "as_distance", "as_distance_per_dim", "ANNEAL_MODES", "annealing_c",
+           "ASIntroVAE"]
 
 
 def as_log_kernel(mu_a: Tensor, logvar_a: Tensor, mu_b: Tensor, logvar_b: Tensor) -> Tensor:
@@ -110,17 +111,21 @@ def as_distance_per_dim(mu_r: Tensor, logvar_r: Tensor, mu_g: Tensor, logvar_g: 
         mu_r, logvar_r, mu_g, logvar_g)
 
 
+#: The schedules of ``c``: the paper's linear ramp and the authors' code's tanh.
+ANNEAL_MODES = ("linear", "tanh")
+
+
 def annealing_c(i: int | Tensor, total: int, mode: str = "linear") -> float | Tensor:
     """The weight of the KL in Eq. 9: ``min(5 i / T, 1)`` ("linear", paper) or ``min(tanh(5 i / T), 1)`` ("tanh", code).
 
     ``i`` may be a tensor (the objective's counter on the device); ``c`` is then a tensor on that device."""
-    if mode not in ("linear", "tanh"):
-        raise ValueError(f"unknown annealing mode {mode!r}; use 'linear' or 'tanh'")
-    if isinstance(i, Tensor):
-        t = 5.0 * i.double() / total if total > 0 else torch.full_like(i, math.inf, dtype=torch.float64)
-        return torch.clamp(torch.tanh(t) if mode == "tanh" else t, max=1.0)
+    if mode not in ANNEAL_MODES:
+        raise ValueError(f"unknown annealing mode {mode!r}; use one of {ANNEAL_MODES}")
     if total <= 0:
-        return 1.0
+        return torch.ones_like(i, dtype=torch.float64) if isinstance(i, Tensor) else 1.0
+    if isinstance(i, Tensor):
+        t = 5.0 * i.double() / total
+        return torch.clamp(torch.tanh(t) if mode == "tanh" else t, max=1.0)
     t = 5.0 * i / total
     return min(math.tanh(t) if mode == "tanh" else t, 1.0)
 
@@ -157,7 +162,8 @@ class ASIntroVAE(SoftIntroVAE):
         self.kernel = kernel or ("per_dim" if code else "product")
         if self.kernel not in ("product", "per_dim"):
             raise ValueError("kernel must be 'product' (Eq. 8) or 'per_dim' (authors' code)")
-        annealing_c(0, 1, self.anneal)  # an unknown mode fails here, not at the first step
+        if self.anneal not in ANNEAL_MODES:
+            raise ValueError(f"anneal must be one of {ANNEAL_MODES} (paper: 'linear', authors' code: 'tanh')")
         self.total_iters = int(total_iters)
         self.fixed_c = float(c)
         self._count = torch.zeros((), dtype=torch.float64)  # moved to the model's device by the first step
