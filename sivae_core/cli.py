@@ -37,6 +37,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "translation": ("sivae_core.translation", "Cars3D content transfer: Soft-IntroVAE, beta-VAE, autoencoder"),
     "style-prepare": ("sivae_core.data.faces", "face images -> one memory-mapped array per resolution (style model)"),
     "style": ("sivae_core.experiments.style", "style-based Soft-IntroVAE grown progressively (1 process or torchrun)"),
+    "style-factors": ("sivae_core.experiments.style_factors",
+                      "why the GPU style run did not learn faces: its settings one at a time, on a CPU"),
 }
 
 

@@ -151,3 +151,39 @@ def test_step_grid_of_a_schedule_whose_batch_changes():
     assert s.steps_before(4_500) == 141 and s.steps_before(4_513) == 142 and s.vae_steps == 0
     warm = uniform_schedule(100, 8, 1.0, (8, 8), 1e-3, 1.0, vae_epochs=0.5)
     assert warm.vae_steps == 7  # steps starting at 0, 8, ..., 48 < 50
+
+
+def test_input_dependence_by_hand():
+    """Perfect reconstructions: error 0, spread 1; one picture for every face: spread 0, and answering with the
+    training mean itself gives an error ratio of exactly 1."""
+    from sivae_core.experiments.style_eval import input_dependence
+
+    x = torch.tensor([[0.0, 2.0], [2.0, 0.0]]).reshape(2, 1, 1, 2)
+    mean_face = torch.tensor([1.0, 1.0]).reshape(1, 1, 1, 2)
+    assert input_dependence(x, x.clone(), mean_face) == {"rec_mse_over_mean_face_mse": 0.0,
+                                                          "rec_spread_over_input_spread": 1.0}
+    assert input_dependence(x, mean_face.expand_as(x), mean_face) == {"rec_mse_over_mean_face_mse": 1.0,
+                                                                       "rec_spread_over_input_spread": 0.0}
+    # half-way to the mean: error (1/2)^2 of the mean face's, spread (1/2)^2 of the input's
+    half = input_dependence(x, (x + mean_face) / 2, mean_face)
+    assert half == pytest.approx({"rec_mse_over_mean_face_mse": 0.25, "rec_spread_over_input_spread": 0.25})
+
+
+def test_factor_study_trains_every_variant_and_seed_and_records_them(faces, tmp_path):
+    """A tiny study (two variants, two seeds, 8x8): every run is recorded with its measurements, the record names
+    its variants and is complete, and a variant with twice the batch takes half the steps."""
+    from sivae_core.experiments.style_factors import study
+
+    base = dict(resolution=8, holdout=16, epochs_per_resolution=1.0, final_epochs=1.0, batches=(4,), vae_epochs=0.25,
+                ema_half_life=50.0)
+    variants = {"small": ("batch 4", {}), "large": ("batch 8", {"batches": (8,)})}
+    out = tmp_path / "factors.json"
+    rec = study(str(faces), variants, [0, 1], out, base=base, fd_samples=16, workers=1, progress=False)
+    assert json.loads(out.read_text())["runs"] == json.loads(json.dumps(rec["runs"])) and rec["complete"]
+    assert [(r["variant"], r["seed"]) for r in rec["runs"]] == [("small", 0), ("small", 1), ("large", 0), ("large", 1)]
+    steps = {r["variant"]: r["steps"] for r in rec["runs"]}
+    assert steps["small"] == 2 * steps["large"]
+    for r in rec["runs"]:
+        assert r["rec_mse_over_mean_face_mse"] > 0 and 0 <= r["rec_spread_over_input_spread"]
+        assert r["fd"]["start"] > 0 and r["fd"]["n_held_out"] == 16
+    assert rec["budget"]["fraction_of_paper"] == pytest.approx(max(r["images_seen"] for r in rec["runs"]) / 6_900_000)

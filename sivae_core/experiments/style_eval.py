@@ -34,7 +34,7 @@ from ..viz.style import faces_figure, fixed_noise, progress_figure
 from .style import PAPER_IMAGES, StyleRun, StyleSettings, build_model, settings_dict
 
 __all__ = ["faces_at", "held_out_faces", "grey28", "face_fd", "ema_samples", "ema_model", "reconstruct",
-           "throughput", "phase_end_writer", "finish_run", "FD_EXTRACTOR"]
+           "input_dependence", "fd_summary", "throughput", "phase_end_writer", "finish_run", "FD_EXTRACTOR"]
 
 FD_EXTRACTOR = ("FeatureNet (sivae_core.metrics.load_feature_net: MNIST + Fashion-MNIST classifier, 64-d features) "
                 "on grey 28x28 versions (ITU-R 601 luma, antialiased bilinear resize) of images in [0, 1]")
@@ -96,6 +96,21 @@ def reconstruct(model: StyleVAE, x: Tensor, seed: int = PICTURE_SEED) -> Tensor:
         return model(x)[2]
 
 
+def input_dependence(x: Tensor, rec: Tensor, mean_face: Tensor) -> dict[str, float]:
+    """Do reconstructions ``rec`` of faces ``x`` follow their input? Two ratios, each 1 for an encoder the decoder
+    ignores (the failure of the GPU suite's style run):
+
+    * ``rec_mse_over_mean_face_mse``: the reconstruction error against the error of answering every face with the
+      training faces' mean (0: perfect; about 1 or more: no better than a constant);
+    * ``rec_spread_over_input_spread``: how much the reconstructions vary between faces (their variance about
+      their own mean) against how much the faces do (0: one picture for every input).
+    """
+    mse = lambda a, b: float((a - b).pow(2).mean())
+    spread = lambda a: float((a - a.mean(0, keepdim=True)).pow(2).mean())
+    return {"rec_mse_over_mean_face_mse": mse(rec, x) / mse(mean_face.expand_as(x), x),
+            "rec_spread_over_input_spread": spread(rec) / spread(x)}
+
+
 def unit(x: Tensor) -> Tensor:
     return ((x.float() + 1) / 2).clamp(0, 1).cpu()
 
@@ -149,7 +164,7 @@ def throughput(log: Path) -> dict[str, dict[str, float]]:
     return {r: {**e, "images_per_s": round(e["images"] / e["seconds"], 1)} for r, e in out.items()}
 
 
-def _fd_summary(run: StyleRun, data: str, n: int) -> dict[str, Any]:
+def fd_summary(run: StyleRun, data: str, n: int) -> dict[str, Any]:
     """Frechet distances at the final stage: the untrained model (the EMA at step 0), the EMA now, and the floor
     (``n`` training faces against the held-out ones)."""
     s, r = run.settings, run.model.stage.resolution
@@ -185,7 +200,7 @@ def finish_run(run: StyleRun, out: Path, data: str, fd: int, evaluation: dict[st
     faces_figure(view, held_out_faces(data, r, s.holdout, 64).to(model.decoder.const), out / "faces.png")
     progress_figure(out, out / "progress.png")
     if fd:
-        evaluation["fd"] = _fd_summary(run, data, fd)
+        evaluation["fd"] = fd_summary(run, data, fd)
     result = {"settings": settings_dict(s), "info": run.info, "evaluation": evaluation,
               "budget": style_budget(run.info, r),
               "throughput_images_per_s": throughput(out / "log.jsonl") if (out / "log.jsonl").exists() else {},
