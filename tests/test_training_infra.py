@@ -87,7 +87,8 @@ def test_one_cli_declares_the_shared_flags_once():
                                     "images": ["--dataset", "mnist"],
                                     "ood": ["--model", "m", "--in-dist", "mnist", "--ood", "fmnist"],
                                     "style-prepare": ["--src", "faces", "--resolution", "32"],
-                                    "style": ["--data", "faces32"]}.get(name, []))
+                                    "style": ["--data", "faces32"],
+                                    "style-factors": ["--src", "faces"]}.get(name, []))
         assert (args.device, args.threads, args.seed, args.out) == ("cpu", 1, 3, "x"), name
     out = subprocess.run([sys.executable, "-m", "sivae_core", "--help"], capture_output=True, text=True, check=True)
     assert all(name in out.stdout for name in COMMANDS)

@@ -113,13 +113,16 @@ def study(data: str, variants: dict[str, tuple[str, dict[str, Any]]], seeds: lis
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--src", required=True, help="folder of face images; the first --faces of them are used")
     p.add_argument("--faces", type=int, default=3000, help="how many faces (the last 500 are held out)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="seeds of every variant (the shared --seed "
+                   "is not used)")
     p.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), help="default: all")
     p.add_argument("--workers", type=int, default=1, help="runs trained at once, one CPU thread each")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.device not in (None, "cpu"):
+        raise SystemExit("style-factors trains on CPU worker processes, one thread each (--workers): leave out --device")
     chosen = {k: VARIANTS[k] for k in (args.variants or VARIANTS)}
     files = list_images(Path(args.src))[:args.faces]
     if len(files) < args.faces:
