@@ -37,7 +37,6 @@ Prints one machine-readable line per figure, ``name: value``:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import time
 
 import torch
@@ -49,6 +48,7 @@ from sivae_core.models import ToyVAE
 from sivae_core.objectives import VAE, ASIntroVAE, IntroVAE, SoftIntroVAE
 from sivae_core.training import Ensemble
 from sivae_core.training.graphs import CALLS_UNTIL_STEADY
+from sivae_core.training.streams import fit_side_by_side
 
 BETAS = dict(beta_rec=0.2, beta_kl=0.3, beta_neg=0.9)
 
@@ -171,19 +171,6 @@ def ensemble_trainer(objective, r: int, device: str, variant: str) -> Trainer:
                        graph=variant.startswith("graphed"), tf32=variant == "graphed_tf32")
 
 
-def side_by_side(trainers: list[Trainer], device: str):
-    """A step of every trainer, each on its own CUDA stream, so that the GPU can overlap their small kernels
-    (a CPU runs them one after another)."""
-    streams = [torch.cuda.Stream() for _ in trainers] if device == "cuda" else [None] * len(trainers)
-
-    def step() -> None:
-        for trainer, stream in zip(trainers, streams):
-            with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
-                trainer.step()
-
-    return step
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a smoke check: short timings, ensembles of 1 and 4 (< 1 minute)")
@@ -245,7 +232,7 @@ def main() -> None:
     # The three ensembles side by side, each on its own CUDA stream (one step of each per round).
     for variant in ("graphed", "graphed_tf32"):
         trainers = [ensemble_trainer(obj, runs, dev, variant) for obj in TABLE2_OBJECTIVES]
-        rounds = rate(side_by_side(trainers, dev), max(2, n // 3), dev, warm_graphed)
+        rounds = rate(lambda ts=trainers: fit_side_by_side(ts, ts[0].iteration + 1), max(2, n // 3), dev, warm_graphed)
         print(f"table2_protocol_{variant}_streams_estimated_minutes: {30_000 / rounds / 60:.1f}")
 
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Run the GPU suite (python -m sivae_core suite) on a machine lent for a few minutes, and keep what it produces.
 #
-#   bash scripts/gpu_run.sh prepare JOB...    here: copy the data the jobs need into gpu_carry/ (ignored by git, named
-#                                          in the run tool's `carry`), record the commit and the jobs; refuses a dirty
-#                                          tree, more data than one call carries, and no jobs (the whole plan does not
-#                                          fit a call: `python -m sivae_core suite --list` says what is stored of each)
+#   bash scripts/gpu_run.sh prepare JOB... [--streams]
+#                                          here: copy the data the jobs need into gpu_carry/ (ignored by git, named
+#                                          in the run tool's `carry`), record the commit, the jobs and the suite's flags;
+#                                          refuses a dirty tree, more data than one call carries, and no jobs (the whole
+#                                          plan does not fit a call: `python -m sivae_core suite --list` says what is
+#                                          stored of each)
 #   bash scripts/gpu_run.sh device [S]     on the GPU machine (the run tool's command, carry ["gpu_carry"],
 #                                          timeout_s 590): the prepared jobs within S seconds (default 540), output in $OUT
 #   bash scripts/gpu_run.sh unpack DIR     here: unpack DIR/suite_results.tar.gz into book/results/, then commit
@@ -18,9 +20,15 @@ case "${1:-}" in
       echo "commit first: stored results must come from committed code" >&2; exit 1
     fi
     shift
+    jobs=() flags=()
+    for arg in "$@"; do case "$arg" in --*) flags+=("$arg") ;; *) jobs+=("$arg") ;; esac; done
+    for flag in "${flags[@]}"; do
+      [ "$flag" = --streams ] || { echo "unknown flag $flag (the suite's flags for a call: --streams)" >&2; exit 2; }
+    done
     rm -rf gpu_carry && mkdir -p gpu_carry/data
     git rev-parse HEAD > gpu_carry/COMMIT
-    python - "$@" <<'PY'
+    echo "${flags[*]}" > gpu_carry/FLAGS
+    python - "${jobs[@]}" <<'PY'
 import shutil
 import sys
 from pathlib import Path
@@ -57,7 +65,8 @@ PY
   device)
     export SIVAE_COMMIT="$(cat gpu_carry/COMMIT)" SIVAE_DATA="$PWD/gpu_carry/data" PYTHONPATH="$PWD" PYTHONUNBUFFERED=1
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
-    python3 -m sivae_core suite --out "$OUT" --budget-s "${2:-540}" --only $(cat gpu_carry/JOBS) 2>&1 \
+    # shellcheck disable=SC2046  # the job names and flags are words
+    python3 -m sivae_core suite --out "$OUT" --budget-s "${2:-540}" --only $(cat gpu_carry/JOBS) $(cat gpu_carry/FLAGS) 2>&1 \
       | tee "$OUT/suite_log.txt"
     ;;
   unpack)
@@ -70,6 +79,6 @@ PY
     echo "now: look at book/results/suite_summary.json, then git add book/results && git commit"
     ;;
   *)
-    sed -n '2,11p' "$0"; exit 2
+    sed -n '2,13p' "$0"; exit 2
     ;;
 esac

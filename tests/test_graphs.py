@@ -157,3 +157,28 @@ def test_class_conditional_samplers_are_refused():
     images = torch.zeros(32, 1, 28, 28, dtype=torch.uint8)
     with pytest.raises(ValueError, match="class-conditional"):
         image_trainer(True, images, labels=torch.zeros(32, dtype=torch.long))
+
+
+def test_trainers_advanced_side_by_side_end_where_they_end_alone():
+    """``fit_side_by_side`` (the suite's ``--streams``) issues one step of each trainer in turn: every trainer ends bit
+    for bit where it ends when trained alone, with the same log records, also when the chunk ends between log steps
+    (three ensembles of different objectives, warm-up and milestone inside the run)."""
+    from sivae_core.objectives import VAE, IntroVAE
+    from sivae_core.training.streams import fit_side_by_side
+
+    def trio() -> list[Trainer]:
+        vae = Trainer(Ensemble([seeded(small, s) for s in (5, 6)]), [VAE(0.8, 0.05)] * 2, [ToySampler("rings")] * 2,
+                      config(True), seeds=[5, 6])
+        intro = Trainer(Ensemble([seeded(small, s) for s in (7, 8)]), [IntroVAE(0.3, 0.5, 1.0, 1.0)] * 2,
+                        [ToySampler("checkerboard")] * 2, config(True), seeds=[7, 8])
+        return [vae, intro, ensemble_trainer(True)]
+
+    alone, side = trio(), trio()
+    for stop in (25, 30):  # a first chunk that ends between log steps, then the rest
+        for trainer in alone:
+            trainer.fit(iterations=stop)
+        fit_side_by_side(side, stop)
+        for a, b in zip(alone, side):
+            assert b.iteration == a.iteration == stop and b.history == a.history
+            assert all(torch.equal(p, q) for p, q in zip(a.model.parameters(), b.model.parameters()))
+    assert [r["iteration"] for r in side[0].history] == [10, 20, 25, 30]

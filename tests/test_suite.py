@@ -155,3 +155,17 @@ def test_list_says_what_is_stored_of_each_job(tmp_path, monkeypatch, capsys):
             in out)
     assert "stored (suite_fig21): nothing yet" in out and "stored (translation_gpu_sivae): nothing yet" in out
     assert out.count("stored (") == len(JOBS)
+
+
+def test_streams_flag_trains_the_same_table2_runs(tmp_path, one_thread):
+    """``--streams`` changes only how the 2D jobs issue their ensembles' steps (in turn, one CUDA stream each): on a
+    CPU the smoke Table 2 trained that way has exactly the records of the one trained ensemble after ensemble."""
+    table2 = [j for j in JOBS if j.name == "table2"]
+    records = {}
+    for streams in (False, True):
+        out = tmp_path / str(streams)
+        summary = run_suite(table2, 60.0, out, torch.device("cpu"), smoke=True, prov={"commit": "x"}, streams=streams)
+        assert summary["jobs"]["table2"]["status"] == "done"
+        records[streams] = json.loads((out / "table2" / "suite_table2.json").read_text())
+    assert records[True]["runs"] == records[False]["runs"] and len(records[True]["runs"]) == 6
+    assert records[True]["side_by_side_streams"] is records[False]["side_by_side_streams"] is False  # no CUDA here

@@ -42,7 +42,8 @@ __all__ = ["Job", "JobContext", "JOBS", "run_suite", "pack", "add_arguments", "r
 
 @dataclass
 class JobContext:
-    """What a job gets: its folder, its deadline on ``clock``, the device, and whether this is a smoke run."""
+    """What a job gets: its folder, its deadline on ``clock``, the device, whether this is a smoke run, and whether
+    the 2D jobs step their ensembles side by side on CUDA streams (``--streams``)."""
 
     name: str
     out: Path
@@ -51,6 +52,7 @@ class JobContext:
     smoke: bool
     clock: Callable[[], float] = time.monotonic
     prov: dict[str, str] = field(default_factory=dict)
+    streams: bool = False
 
     def seconds_left(self) -> float:
         return self.deadline - self.clock()
@@ -111,7 +113,8 @@ JOBS: list[Job] = [
 
 
 def run_suite(plan: list[Job], budget_s: float, out: Path, device: torch.device, smoke: bool = False,
-              clock: Callable[[], float] = time.monotonic, prov: dict[str, str] | None = None) -> dict[str, Any]:
+              clock: Callable[[], float] = time.monotonic, prov: dict[str, str] | None = None,
+              streams: bool = False) -> dict[str, Any]:
     """Run ``plan`` in order within ``budget_s`` seconds of ``clock``; each job gets its share of what is left."""
     start, prov = clock(), prov or provenance(device)
     summary: dict[str, Any] = {"provenance": prov, "budget_s": budget_s, "device": str(device), "smoke": smoke,
@@ -121,7 +124,7 @@ def run_suite(plan: list[Job], budget_s: float, out: Path, device: torch.device,
         left = budget_s - (clock() - start)
         shares = sum(j.share for j in plan[i:])
         allot = max(left * job.share / shares, 0.0)
-        ctx = JobContext(job.name, out / job.name, clock() + allot, device, smoke, clock, prov)
+        ctx = JobContext(job.name, out / job.name, clock() + allot, device, smoke, clock, prov, streams)
         ctx.out.mkdir(parents=True, exist_ok=True)
         t0 = clock()
         try:
@@ -156,6 +159,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--list", action="store_true", help="list the jobs, their shares, the data they need and what "
                    "is stored of each")
     p.add_argument("--smoke", action="store_true", help="every job at a tiny size (a CPU check of the whole plan)")
+    p.add_argument("--streams", action="store_true", help="the 2D jobs step their ensembles side by side, each on its "
+                   "own CUDA stream (the same runs; bench's table2_protocol_graphed_streams_estimated_minutes says "
+                   "whether it pays)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -176,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
         plan = [j for j in plan if j.name in args.only]
     out = Path(args.out or "suite_out")
     out.mkdir(parents=True, exist_ok=True)
-    summary = run_suite(plan, args.budget_s, out, device_of(args), args.smoke)
+    summary = run_suite(plan, args.budget_s, out, device_of(args), args.smoke, streams=args.streams)
     for path in pack(out, summary):
         print(f"[suite] wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     return 0 if all(r["status"] == "done" for r in summary["jobs"].values()) else 1

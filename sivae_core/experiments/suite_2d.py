@@ -37,6 +37,7 @@ from ..models.mlp import ToyVAE
 from ..objectives import make_objective
 from ..training.ensemble import Ensemble
 from ..training.samplers import Sampler
+from ..training.streams import fit_side_by_side
 from ..training.trainer import Trainer
 from .paper import AS_READINGS, PAPER_HPARAMS, as_settings
 from .schedules import PAPER_2D, budget_2d, train_config
@@ -221,8 +222,11 @@ def _run_2d(ctx: JobContext, name: str, keep: Callable[[Run], bool], tf32: bool 
         # A chunk ends at the snapshot, so that every run is evaluated at exactly that iteration.
         next_stop = snapshot_at if snapshot_at and snapshot_at > done else total
         done = min(done + chunk, total, next_stop)
-        for tr in trainers:
-            tr.fit(iterations=done)
+        if ctx.streams:  # the same runs, stepped in turn on one CUDA stream each
+            fit_side_by_side(trainers, done)
+        else:
+            for tr in trainers:
+                tr.fit(iterations=done)
         t_chunk = time.perf_counter() - t0
         t_train += t_chunk
         if done == snapshot_at:
@@ -240,6 +244,7 @@ def _run_2d(ctx: JobContext, name: str, keep: Callable[[Run], bool], tf32: bool 
         "metric_scale": METRIC_SCALE, "groups": [{"method": g.method, "options": g.options, "runs": len(g.runs)}
                                                  for g in groups],
         "recorded_steps": [tr.graphs is not None and tr.graphs.capture for tr in trainers],
+        "side_by_side_streams": ctx.streams and ctx.device.type == "cuda",
         "matmul_precision": "tf32" if tf32 else "float32", "train_seconds": round(t_train, 1), "runs": records,
         **({"snapshot": snapshot} if snapshot else {})})
     return {"iterations": done, "train_seconds": round(t_train, 1), "paper_iterations": PAPER_ITERATIONS, "runs": len(records),

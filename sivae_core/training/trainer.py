@@ -424,6 +424,14 @@ class Trainer:
     def fit(self, iterations: int | None = None, resume: bool = True) -> Trainer:
         """Train until ``iterations`` (default: the config's) have been done in total, or a callback stops it
         (``stopped_early``). With ``resume`` and an existing checkpoint, training continues from it."""
+        for _ in self.iterate(iterations, resume):
+            pass
+        return self
+
+    def iterate(self, iterations: int | None = None, resume: bool = True) -> Iterator[int]:
+        """:meth:`fit` one iteration at a time: yields the iteration count after each step (with its logging and
+        checkpointing done), so a caller can interleave several trainers
+        (:func:`~sivae_core.training.streams.fit_side_by_side`). The final checkpoint is written when it is exhausted."""
         total = self.config.iterations if iterations is None else iterations
         if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
             self.load_checkpoint(self.checkpoint_path)
@@ -444,11 +452,11 @@ class Trainer:
                 every = self.config.checkpoint_every
                 if self.checkpoint_path is not None and every and self.iteration % every == 0:
                     self.save_checkpoint(self.checkpoint_path)
+                yield self.iteration
         finally:
             bar.close()
         if self.checkpoint_path is not None:
             self.save_checkpoint(self.checkpoint_path)
-        return self
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
