@@ -187,3 +187,22 @@ def test_factor_study_trains_every_variant_and_seed_and_records_them(faces, tmp_
         assert r["rec_mse_over_mean_face_mse"] > 0 and 0 <= r["rec_spread_over_input_spread"]
         assert r["fd"]["start"] > 0 and r["fd"]["n_held_out"] == 16
     assert rec["budget"]["fraction_of_paper"] == pytest.approx(max(r["images_seen"] for r in rec["runs"]) / 6_900_000)
+
+
+def test_mean_face_read_in_chunks_is_the_mean(faces):
+    from sivae_core.experiments.style_eval import faces_at, mean_face
+
+    direct = faces_at(faces, 8, slice(0, 30)).mean(0, keepdim=True)
+    torch.testing.assert_close(mean_face(faces, 8, 30, chunk=7), direct)
+
+
+def test_fd_run_reports_whether_reconstructions_follow_the_input_at_every_resolution(faces, tmp_path):
+    """With --fd, the end of 4x4 and the end of the run record the factor study's two ratios beside the distance, so a
+    GPU run says whether its decoder still listens to the encoder before it grows further."""
+    out = tmp_path / "run"
+    assert main(["style", "--data", str(faces), "--out", str(out), "--steps", str(STEPS), "--fd", "8", *RUN]) == 0
+    evaluation = json.loads((out / "train.json").read_text())["evaluation"]
+    keys = {"rec_mse_over_mean_face_mse", "rec_spread_over_input_spread"}
+    assert set(evaluation["fd_by_resolution"]) == {"4"} and set(evaluation["fd_by_resolution"]["4"]["input_dependence"]) == keys
+    assert set(evaluation["input_dependence"]) == keys and evaluation["fd"]["resolution"] == 8
+    assert all(0 < v < 10 for v in evaluation["input_dependence"].values())

@@ -34,7 +34,8 @@ from ..viz.style import faces_figure, fixed_noise, progress_figure
 from .style import PAPER_IMAGES, StyleRun, StyleSettings, build_model, settings_dict
 
 __all__ = ["faces_at", "held_out_faces", "grey28", "face_fd", "ema_samples", "ema_model", "reconstruct",
-           "input_dependence", "fd_summary", "throughput", "phase_end_writer", "finish_run", "FD_EXTRACTOR"]
+           "input_dependence", "mean_face", "reconstruction_dependence", "fd_summary", "throughput",
+           "phase_end_writer", "finish_run", "FD_EXTRACTOR"]
 
 FD_EXTRACTOR = ("FeatureNet (sivae_core.metrics.load_feature_net: MNIST + Fashion-MNIST classifier, 64-d features) "
                 "on grey 28x28 versions (ITU-R 601 luma, antialiased bilinear resize) of images in [0, 1]")
@@ -125,6 +126,24 @@ def write_pictures(model: StyleVAE, trainer: Trainer, data: str, holdout: int, o
     save_grid(unit(torch.cat([x, reconstruct(view, x)])), out / f"reconstructions_{tag}.png")
 
 
+def mean_face(data: str | os.PathLike[str], resolution: int, count: int, chunk: int = 1000) -> Tensor:
+    """The mean of the first ``count`` prepared faces at ``resolution``, read in chunks (9,000 faces at 64x64 are
+    440 MB as floats)."""
+    total = sum(faces_at(data, resolution, slice(k, min(k + chunk, count))).double().sum(0) for k in range(0, count, chunk))
+    return (total / count).float()[None]
+
+
+def reconstruction_dependence(model: StyleVAE, trainer: Trainer, data: str, holdout: int, n: int) -> dict[str, float]:
+    """:func:`input_dependence` of the EMA view's reconstructions of ``n`` held-out faces at the model's stage,
+    against the mean training face: whether the decoder still listens to the encoder."""
+    view = ema_model(model, trainer)
+    r = model.stage.resolution
+    x = held_out_faces(data, r, holdout, n)
+    count = int(read_manifest(Path(data))["count"]) - holdout
+    rec = reconstruct(view, x.to(model.decoder.const)).float().cpu()
+    return {k: round(v, 4) for k, v in input_dependence(x, rec, mean_face(data, r, count)).items()}
+
+
 def _fd_now(model: StyleVAE, trainer: Trainer, data: str, holdout: int, n: int) -> float:
     view = ema_model(model, trainer)
     real = held_out_faces(data, model.stage.resolution, holdout, n)
@@ -145,7 +164,8 @@ def phase_end_writer(out: Path, data: str, s: StyleSettings, fd: int, evaluation
         write_pictures(model, trainer, data, s.holdout, out, f"{r}x{r}")
         if fd:
             entry = {"resolution": r, "step": trainer.iteration, "images_seen": trainer.images_seen,
-                     "fd": _fd_now(model, trainer, data, s.holdout, fd)}
+                     "fd": _fd_now(model, trainer, data, s.holdout, fd),
+                     "input_dependence": reconstruction_dependence(model, trainer, data, s.holdout, fd)}
             evaluation.setdefault("fd_by_resolution", {})[str(r)] = entry
             path.write_text(json.dumps(evaluation, indent=1))
 
@@ -201,6 +221,7 @@ def finish_run(run: StyleRun, out: Path, data: str, fd: int, evaluation: dict[st
     progress_figure(out, out / "progress.png")
     if fd:
         evaluation["fd"] = fd_summary(run, data, fd)
+        evaluation["input_dependence"] = reconstruction_dependence(model, trainer, data, s.holdout, fd)
     result = {"settings": settings_dict(s), "info": run.info, "evaluation": evaluation,
               "budget": style_budget(run.info, r),
               "throughput_images_per_s": throughput(out / "log.jsonl") if (out / "log.jsonl").exists() else {},

@@ -60,20 +60,16 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 def run_variant(name: str, overrides: dict[str, Any], seed: int, data: str, base: dict[str, Any], fd_samples: int,
                 workdir: str) -> dict[str, Any]:
     """Train one variant from scratch on one CPU thread and measure it (a worker process's task)."""
-    from .style_eval import ema_model, faces_at, fd_summary, held_out_faces, input_dependence, reconstruct
+    from .style_eval import fd_summary, reconstruction_dependence
 
     torch.set_num_threads(1)
     s = settings("cpu32", **{**base, **overrides, "seed": seed})
     run_ = train_style(s, data, Path(workdir) / f"{name}_seed{seed}", progress=False, log_every=25)
-    view = ema_model(run_.model, run_.trainer)
-    r = run_.model.stage.resolution
-    x = held_out_faces(data, r, s.holdout, fd_samples)
-    mean_face = faces_at(data, r, slice(0, run_.info["train_images"])).mean(0, keepdim=True)
-    dependence = input_dependence(x, reconstruct(view, x).float(), mean_face)
+    dependence = reconstruction_dependence(run_.model, run_.trainer, data, s.holdout, fd_samples)
     final = run_.trainer.history[-1]
     return {"variant": name, "seed": seed, "settings": settings_dict(s), "steps": run_.info["iterations"],
             "images_seen": run_.info["images_seen"], "precision": run_.info["precision"],
-            "cpu_seconds": run_.info["cpu_seconds"], **{k: round(v, 4) for k, v in dependence.items()},
+            "cpu_seconds": run_.info["cpu_seconds"], **dependence,
             "fd": fd_summary(run_, data, fd_samples),
             "final_kl_real": round(float(final.get("enc/kl", float("nan"))), 2),
             "final_rec_real": round(float(final.get("enc/rec", float("nan"))), 2)}

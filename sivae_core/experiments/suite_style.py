@@ -112,4 +112,5 @@ def run_style(ctx: JobContext) -> dict[str, Any]:
                               "smoke": smoke})
     return {"iterations": run.info["iterations"], "finished": run.info["finished"],
             "resolution": run.model.stage.resolution, "fd_start": fd["start"], "fd_end": fd["end"],
+            **result["evaluation"]["input_dependence"],
             "fraction_of_paper_images": result["budget"]["fraction_of_paper"]}
