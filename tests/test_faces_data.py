@@ -267,3 +267,16 @@ def test_real_celeba_faces_prepare_and_load(tmp_path):
     assert m["count"] == 32 and m["crop"]["boxes_by_source_size"] == {"89x109": [0, 10, 89, 99]}
     x = FaceSampler(tmp_path / "out", 64)(16, torch.Generator().manual_seed(0))
     assert x.shape == (16, 3, 64, 64) and -1.0 <= float(x.min()) < 0.0 < float(x.max()) <= 1.0
+
+
+def test_link_images_makes_a_source_folder_of_links_and_keeps_existing_ones(tmp_path):
+    from sivae_core.data.faces import link_images
+
+    files = []
+    for name in ("b.png", "a.png", "c.png"):
+        (tmp_path / name).write_bytes(name.encode())
+        files.append(tmp_path / name)
+    dst = link_images(files[:2], tmp_path / "src")
+    assert sorted(p.name for p in dst.iterdir()) == ["a.png", "b.png"]
+    assert all((dst / p.name).is_symlink() and (dst / p.name).read_bytes() == p.name.encode() for p in files[:2])
+    assert link_images(files, dst) == dst and sorted(p.name for p in dst.iterdir()) == ["a.png", "b.png", "c.png"]

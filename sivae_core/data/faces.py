@@ -41,6 +41,7 @@ __all__ = [
     "add_arguments",
     "array_path",
     "find_faces",
+    "link_images",
     "list_images",
     "prepare_faces",
     "read_manifest",
@@ -91,6 +92,16 @@ def list_images(src: Path) -> list[Path]:
         raise PrepareError(f"source folder {src} holds no images ({', '.join(IMAGE_SUFFIXES)}), nor do its "
                            "sub-folders")
     return files
+
+
+def link_images(files: list[Path], dst: Path) -> Path:
+    """A source folder ``dst`` of symbolic links to ``files`` (made where missing): a subset of a larger folder, the
+    first N faces for example, for :func:`prepare_faces` without copying the images."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for p in files:
+        if not (dst / p.name).exists():
+            (dst / p.name).symlink_to(p.resolve())
+    return dst
 
 
 @dataclass

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from ..data.faces import list_images, prepare_faces
+from ..data.faces import link_images, list_images, prepare_faces
 from ..results import budget_block, provenance, write_results
 from .style import PAPER_IMAGES, settings, settings_dict, train_style
 
@@ -124,11 +124,7 @@ def run(args: argparse.Namespace) -> int:
     if len(files) < args.faces:
         raise SystemExit(f"style-factors: {args.src} holds {len(files)} images, fewer than --faces {args.faces}")
     with tempfile.TemporaryDirectory(prefix="faces_") as tmp:
-        src = Path(tmp) / "src"
-        src.mkdir()
-        for f in files:
-            (src / f.name).symlink_to(f.resolve())
-        prepare_faces(src, Path(tmp) / "prepared", BASE["resolution"], progress=False)
+        prepare_faces(link_images(files, Path(tmp) / "src"), Path(tmp) / "prepared", BASE["resolution"], progress=False)
         study(str(Path(tmp) / "prepared"), chosen, args.seeds, args.out, workers=args.workers,
               progress=not args.no_progress)
     return 0

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..data.faces import CELEBA_10K, find_faces, list_images, prepare_faces, read_manifest
+from ..data.faces import CELEBA_10K, find_faces, link_images, list_images, prepare_faces, read_manifest
 from ..models.style import resolutions_up_to
 from ..training.callbacks import time_budget
 from ..training.trainer import Trainer
@@ -72,12 +72,7 @@ def _prepare(ctx: JobContext, resolution: int) -> tuple[Path, float]:
     src = find_faces()
     scratch = ctx.out.parent / "_scratch" / "style"
     if ctx.smoke:  # 64 faces, linked
-        small = scratch / "src"
-        small.mkdir(parents=True, exist_ok=True)
-        for p in list_images(src)[:64]:
-            if not (small / p.name).exists():
-                (small / p.name).symlink_to(p)
-        src = small
+        src = link_images(list_images(src)[:64], scratch / "src")
     t0 = time.perf_counter()
     prepare_faces(src, scratch / f"faces{resolution}", resolution, progress=False)
     return scratch / f"faces{resolution}", time.perf_counter() - t0
