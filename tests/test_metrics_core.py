@@ -1,4 +1,4 @@
-"""Metrics against closed forms: Frechet distance of Gaussians, IW log-likelihood of a linear Gaussian
+"""Metrics against closed forms: Frechet distance of Gaussians, IW and grid log-likelihoods of a linear Gaussian
 VAE, AUROC of a hand-computed case, PSNR."""
 
 import math
@@ -14,6 +14,7 @@ from sivae_core.metrics import (
     frechet_distance,
     frechet_distances,
     frechet_gaussians,
+    grid_log_likelihood,
     iw_log_likelihood,
     load_feature_net,
     reconstruction_metrics,
@@ -157,3 +158,25 @@ def test_ood_decoder_variance_turns_beta_rec_times_sse_into_a_log_likelihood(bet
     sse = lambda m: ((x - m) ** 2).flatten(1).sum(1)  # noqa: E731
     assert torch.allclose(diff, -beta_rec * (sse(m1) - sse(m2)), atol=1e-5)
     assert decoder_logvar(1.0) == pytest.approx(math.log(0.5))
+
+
+def test_grid_log_likelihood_matches_the_linear_gaussian_and_its_posterior_kl():
+    torch.manual_seed(1)
+    D, k = 5, 2
+    W = torch.linalg.qr(torch.randn(D, k))[0] * torch.tensor([1.5, 0.8])
+    b = torch.randn(D)
+    model = _LinearGaussianVAE(W.double(), b.double()).double()
+    x = torch.randn(6, D, dtype=torch.float64)
+    cov = W.double() @ W.double().T + 0.5 * torch.eye(D, dtype=torch.float64)
+    exact = torch.distributions.MultivariateNormal(b.double(), cov).log_prob(x)
+    log_px, kl = grid_log_likelihood(model, x, limit=6.0, points=301, batch_size=4)
+    torch.testing.assert_close(log_px, exact, atol=1e-6, rtol=0)
+    torch.testing.assert_close(kl, torch.zeros_like(kl), atol=1e-6, rtol=0)  # q is the true posterior
+    # encoder means shifted by 1: KL of two Gaussians with the posterior's variances, 1/2 sum_j 1/var_j
+    post_var = 1.0 / (1.0 + (W.double() ** 2).sum(0) / 0.5)
+    with torch.no_grad():
+        model.encoder.bias[:k] += 1.0
+    _, shifted = grid_log_likelihood(model, x, limit=6.0, points=301)
+    torch.testing.assert_close(shifted, torch.full_like(shifted, 0.5 * (1 / post_var).sum().item()), atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="2D latent space; this model has 3"):
+        grid_log_likelihood(_LinearGaussianVAE(torch.eye(4, 3), torch.zeros(4)), torch.zeros(1, 4))

@@ -12,7 +12,7 @@ from .frechet import (
     load_feature_net,
     recognized_classes,
 )
-from .likelihood import elbo_parts, elbo_score, iw_log_likelihood, log_px_given_z
+from .likelihood import elbo_parts, elbo_score, grid_log_likelihood, iw_log_likelihood, log_px_given_z
 from .recon import reconstruction_metrics
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "recognized_classes",
     "elbo_parts",
     "elbo_score",
+    "grid_log_likelihood",
     "iw_log_likelihood",
     "log_px_given_z",
     "reconstruction_metrics",
