@@ -33,7 +33,9 @@ def monte_carlo_kl(logvar: Tensor, log_prior: Tensor) -> Tensor:
 
     The entropy of q is exact, ``-H(q) = -1/2 sum_l (log 2 pi e + logvar_l)``; only the cross-entropy
     ``-log p(z)`` (``log_prior``, evaluated at the reparameterized sample) is a one-sample estimate. Its
-    expectation is the closed-form KL when the prior is N(0, I).
+    expectation is the closed-form KL when the prior is N(0, I). (Eq. 5 as printed writes ``E[g(z)^T g(z)]``
+    without the 1/2 of ``-log N`` and the log-determinant with the mask ``b`` where Eq. 3 transforms the
+    coordinates of ``1 - b``; ``log_prior`` from :meth:`DecoupledPrior.log_prob` is the exact expression.)
     """
     neg_entropy = -0.5 * (logvar + math.log(2 * math.pi * math.e)).sum(dim=-1)
     return neg_entropy - log_prior
@@ -60,7 +62,12 @@ class Prior(nn.Module, ABC):
 
     @abstractmethod
     def to_generation(self, z: Tensor) -> Tensor:
-        """The code in the space where the prior is the standard normal."""
+        """The code in the space where the prior is the standard normal.
+
+        Densities in the two spaces differ by the Jacobian: ``log p(z) = log N(g(z); 0, I) + log |det dg/dz|``.
+        A score that compares ``log q(z)`` with ``log N(to_generation(z); 0, I)`` (the leakage score, Eq. 6 of
+        the dpVAE paper) therefore carries ``log |det dg/dz|`` for a decoupled prior.
+        """
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None,

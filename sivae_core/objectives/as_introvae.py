@@ -22,7 +22,8 @@ mixtures, not a Wasserstein distance.
 
 The annealed objective (Eq. 9) replaces the fake KL in both players' losses by
 ``c KL(q(z|x_s) || p(z)) + (1 - c) D(p_r, p_g)`` with ``c = min(5 i / T, 1)``: early in training the
-batch distance dominates, after 20% of the iterations AS-IntroVAE *is* Soft-IntroVAE.
+batch distance dominates, after 20% of the iterations AS-IntroVAE *is* Soft-IntroVAE (with the linear ramp; the
+code form's tanh only approaches 1).
 
 **Paper form vs code form.** The authors' code (LOUEY233/AS-IntroVAE, ``A_VAE.py`` / ``utils.py``)
 differs from the paper in three ways, offered here as ``form="code"``:
@@ -32,6 +33,11 @@ differs from the paper in three ways, offered here as ``form="code"``:
   step, before the fake KL too);
 * the kernel is computed *per latent dimension* without the ``(2 pi)^(-1/2)`` constant and averaged over
   pairs and dimensions (a mean of 1-D kernels, not the product kernel of Eq. 8).
+
+Not reproduced by ``form="code"``: the released encoder step calls ``Gaussian_Distance(..., reduce='none')``,
+which *sums* the 1-D kernels over pairs and dimensions (``B^2 L`` times the mean), while its decoder step uses
+``reduce='mean'``; its decoder also weighs ``D`` once (``0.5 beta_kl (1 - c) D``), not once per kind of fake.
+``form="code"`` uses the mean in both steps and the same per-fake weighting as the paper form.
 
 ``form="paper"`` (default) follows Eq. 7-9. Individual switches (``anneal``, ``squash``, ``kernel``)
 override the form.
