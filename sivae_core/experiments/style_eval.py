@@ -98,8 +98,8 @@ def reconstruct(model: StyleVAE, x: Tensor, seed: int = PICTURE_SEED) -> Tensor:
 
 
 def input_dependence(x: Tensor, rec: Tensor, mean_face: Tensor) -> dict[str, float]:
-    """Do reconstructions ``rec`` of faces ``x`` follow their input? Two ratios, each 1 for an encoder the decoder
-    ignores (the failure of the GPU suite's style run):
+    """Do reconstructions ``rec`` of faces ``x`` follow their input? Two ratios; for an encoder the decoder ignores
+    (the failure of the GPU suite's style run) the error ratio is about 1 and the spread ratio about 0:
 
     * ``rec_mse_over_mean_face_mse``: the reconstruction error against the error of answering every face with the
       training faces' mean (0: perfect; about 1 or more: no better than a constant);
@@ -198,8 +198,10 @@ def fd_summary(run: StyleRun, data: str, n: int) -> dict[str, Any]:
 
 
 def style_budget(info: dict[str, Any], resolution: int) -> dict[str, Any]:
-    """The run's budget block: images seen against the paper's 230 epochs of CelebA-HQ at 256x256 (a run that
-    stops at a lower resolution costs less per image, which the description says rather than hides)."""
+    """The run's budget block: images seen against the paper's 230 epochs of CelebA-HQ at 256x256, counted as
+    :data:`~sivae_core.experiments.style.PAPER_IMAGES` (30,000 images per epoch; the paper trains on 29,000 of them,
+    so the fraction is about 3% below one of 230 x 29,000). A run that stops at a lower resolution costs less per
+    image, which the description says rather than hides."""
     images = info["images_seen"]
     return budget_block(f"{images:,} images ({info['epochs']:.1f} epochs of {info['train_images']:,} faces), "
                         f"grown 4 -> {resolution}x{resolution} (the paper: 256x256)",
