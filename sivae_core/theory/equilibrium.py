@@ -180,9 +180,9 @@ def optimal_decoder_marginal(p_data: Tensor, gamma: float) -> Tensor:
 
     Only the marginal ``p_d(x) = sum_z p(z) p_d(x|z)`` enters Eq. 16, and with a prior of full support
     every marginal is reachable by some decoder, so minimizing over decoders and over marginals is the
-    same problem. Solved exactly: all stationary points that can be minima (see
-    :func:`stationary_marginals`), then the one with the smallest objective. For ``gamma = 0`` the answer
-    is ``p_data`` itself.
+    same problem. Solved without a starting point: all stationary points that can be minima (see
+    :func:`stationary_marginals`; exact up to its bracketing grid of multipliers), then the one with the
+    smallest objective. For ``gamma = 0`` the answer is ``p_data`` itself.
     """
     p_data = as_f64(p_data)
     if gamma < 0:

@@ -140,7 +140,9 @@ def decoder_objective(
     ``z ~ p(z)`` of the ELBO of a generated sample ``D(z)`` into one over ``x ~ p_d``).
 
     ``data_term=False`` drops ``E_{p_data}[W]``: the IntroVAE-style analysis that ignores the decoder's
-    loss on real data; with it the decoder only minimizes ``H(p_d)`` (end of Sec. 4.1).
+    loss on real data (Sec. 4.1). Then ``L_d = -gamma H(p_d) - gamma E_{p_d}[KL(q || p_d(z|x))]``: against
+    the current decoder's own posterior it is ``-gamma H(p_d)``, maximized by any point mass; for a fixed
+    ``q`` the maximizer is the point mass on ``argmin_x KL(q(z|x) || p(z))``.
     """
     p_data = as_f64(p_data)
     w = elbo(q, d, prior)
