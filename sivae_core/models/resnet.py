@@ -2,8 +2,10 @@
 
 The layout follows the authors' image code: the encoder is a 5x5 convolution, then for every further
 channel count a residual block and a 2x average pool, one last residual block and a linear layer to
-``2 * z_dim``; the decoder mirrors it with a linear layer, residual blocks, 2x nearest upsampling and a
-final 5x5 convolution. For CIFAR-10 the paper uses channels (64, 128, 256) and z_dim 128.
+``2 * z_dim``; the decoder mirrors it with a linear layer, a residual block and a 2x nearest upsampling for
+every channel count, one last residual block and a final 5x5 convolution. For CIFAR-10 the paper uses channels
+(64, 128, 256) and z_dim 128; it speaks of "3 residual blocks in both encoder and decoder", while this layout (the
+authors' code's, and ours) has three in the encoder and four in the decoder.
 
 **Normalization.** The authors' code uses BatchNorm, and users who call ``model.eval()`` on a trained
 model get garbage samples: in eval mode BatchNorm switches from the batch's statistics to running
@@ -40,9 +42,13 @@ def norm_layer(channels: int, kind: str = "group") -> nn.Module:
 
 
 class ResidualBlock(nn.Module):
-    """Table 6's residual block: ``act(norm(conv3(act(norm(conv3(x)))) + shortcut(x)))``.
+    """Table 6's residual block: ``act(norm2(conv3(act(norm1(conv3(x)))) + shortcut(x)))``, act a leaky ReLU (0.2).
 
-    The shortcut is a 1x1 convolution when the channel count changes (the "1x1" rows of Table 6).
+    The second normalization acts on the *sum*, as in the original IntroVAE code (github.com/hhb072/IntroVAE).
+    The Soft-IntroVAE authors' block normalizes before the addition, ``act(norm2(conv3(h)) + shortcut(x))`` (their
+    docstring: "self.bn2 on output and not on (output + identity)"). The book's stored results were trained with
+    the order here; with ``norm="none"`` the two are the same function. The shortcut is a 1x1 convolution when the
+    channel count changes (the "1x1" rows of Table 6).
     """
 
     def __init__(self, in_ch: int, out_ch: int, norm: str = "group"):
