@@ -10,6 +10,7 @@ from torch import nn
 
 from sivae_core.metrics import (
     auroc,
+    auroc_standard_error,
     elbo_score,
     frechet_distance,
     frechet_distances,
@@ -78,15 +79,19 @@ class _LinearGaussianVAE(IntroVAEModel):
         super().__init__(enc, dec, (D,), k)
 
 
+def _linear_gaussian_case(seed: int, scales: tuple[float, float], n: int, x_scale: float, D: int = 5):
+    """A 2D-latent linear Gaussian VAE with its exact posterior, ``n`` data points and their exact log p(x)."""
+    torch.manual_seed(seed)
+    W = (torch.linalg.qr(torch.randn(D, 2))[0] * torch.tensor(scales)).double()
+    b = torch.randn(D).double()
+    x = torch.randn(n, D, dtype=torch.float64) * x_scale
+    cov = W @ W.T + 0.5 * torch.eye(D, dtype=torch.float64)
+    return _LinearGaussianVAE(W, b).double(), W, x, torch.distributions.MultivariateNormal(b, cov).log_prob(x)
+
+
 def test_iw_log_likelihood_is_exact_with_the_true_posterior():
-    torch.manual_seed(0)
-    D, k = 5, 2
-    W = torch.linalg.qr(torch.randn(D, k))[0] * torch.tensor([2.0, 0.7])
-    b = torch.randn(D)
-    model = _LinearGaussianVAE(W.double(), b.double()).double()
-    x = torch.randn(7, D, dtype=torch.float64) * 1.5
-    cov = W.double() @ W.double().T + 0.5 * torch.eye(D, dtype=torch.float64)
-    exact = torch.distributions.MultivariateNormal(b.double(), cov).log_prob(x)
+    model, _, x, exact = _linear_gaussian_case(0, (2.0, 0.7), n=7, x_scale=1.5)
+    k = 2
     est = iw_log_likelihood(model, x, n_samples=5, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(est, exact)
     # the ELBO: with the exact posterior its expectation is log p(x) (the bound is tight) ...
@@ -105,6 +110,19 @@ def test_auroc_hand_computed():
     assert auroc(torch.tensor([3.0, 1.0]), torch.tensor([2.0, 0.0])) == pytest.approx(0.75)
     assert auroc(torch.tensor([5.0, 6.0]), torch.tensor([1.0, 2.0])) == pytest.approx(1.0)
     assert auroc(torch.tensor([1.0]), torch.tensor([1.0])) == pytest.approx(0.5)  # a tie counts one half
+
+
+def test_auroc_standard_error_by_hand_and_by_simulation():
+    # Hanley & McNeil's formula by hand: a = 0.75, 10 + 10 samples: Q1 = 0.6, Q2 = 1.125 / 1.75
+    var = (0.75 * 0.25 + 9 * (0.6 - 0.5625) + 9 * (1.125 / 1.75 - 0.5625)) / 100
+    assert auroc_standard_error(0.75, 10, 10) == pytest.approx(math.sqrt(var), rel=1e-12)
+    # exponential scores, for which the formula is exact: positives Exp(1), negatives Exp(3) -> AUROC 3/4
+    g = torch.Generator().manual_seed(0)
+    draws = [auroc(torch.empty(40).exponential_(1.0, generator=g), torch.empty(60).exponential_(3.0, generator=g))
+             for _ in range(2000)]
+    assert float(np.std(draws)) == pytest.approx(auroc_standard_error(0.75, 40, 60), rel=0.08)
+    with pytest.raises(ValueError, match="AUROC in"):
+        auroc_standard_error(1.2, 10, 10)
 
 
 def test_psnr_mse_known_values():
@@ -161,19 +179,13 @@ def test_ood_decoder_variance_turns_beta_rec_times_sse_into_a_log_likelihood(bet
 
 
 def test_grid_log_likelihood_matches_the_linear_gaussian_and_its_posterior_kl():
-    torch.manual_seed(1)
-    D, k = 5, 2
-    W = torch.linalg.qr(torch.randn(D, k))[0] * torch.tensor([1.5, 0.8])
-    b = torch.randn(D)
-    model = _LinearGaussianVAE(W.double(), b.double()).double()
-    x = torch.randn(6, D, dtype=torch.float64)
-    cov = W.double() @ W.double().T + 0.5 * torch.eye(D, dtype=torch.float64)
-    exact = torch.distributions.MultivariateNormal(b.double(), cov).log_prob(x)
+    model, W, x, exact = _linear_gaussian_case(1, (1.5, 0.8), n=6, x_scale=1.0)
+    k = 2
     log_px, kl = grid_log_likelihood(model, x, limit=6.0, points=301, batch_size=4)
     torch.testing.assert_close(log_px, exact, atol=1e-6, rtol=0)
     torch.testing.assert_close(kl, torch.zeros_like(kl), atol=1e-6, rtol=0)  # q is the true posterior
     # encoder means shifted by 1: KL of two Gaussians with the posterior's variances, 1/2 sum_j 1/var_j
-    post_var = 1.0 / (1.0 + (W.double() ** 2).sum(0) / 0.5)
+    post_var = 1.0 / (1.0 + (W ** 2).sum(0) / 0.5)
     with torch.no_grad():
         model.encoder.bias[:k] += 1.0
     _, shifted = grid_log_likelihood(model, x, limit=6.0, points=301)

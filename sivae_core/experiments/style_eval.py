@@ -29,12 +29,12 @@ from ..models.style import StyleVAE
 from ..models.style.decoder import StyleDecoder
 from ..results import budget_block, write_results
 from ..training.trainer import Trainer
-from ..viz.grids import save_grid
+from ..viz.grids import read_grid, save_grid
 from ..viz.style import faces_figure, fixed_noise, progress_figure
 from .style import PAPER_IMAGES, StyleRun, StyleSettings, build_model, settings_dict
 
 __all__ = ["faces_at", "held_out_faces", "grey28", "face_fd", "ema_samples", "ema_model", "reconstruct",
-           "input_dependence", "mean_face", "reconstruction_dependence", "fd_summary", "throughput",
+           "input_dependence", "picture_spread_ratio", "mean_face", "reconstruction_dependence", "fd_summary", "throughput",
            "phase_end_writer", "finish_run", "FD_EXTRACTOR"]
 
 FD_EXTRACTOR = ("FeatureNet (sivae_core.metrics.load_feature_net: MNIST + Fashion-MNIST classifier, 64-d features) "
@@ -116,14 +116,30 @@ def unit(x: Tensor) -> Tensor:
     return ((x.float() + 1) / 2).clamp(0, 1).cpu()
 
 
+#: Held-out faces in a reconstructions picture (two rows of eight, their reconstructions below them).
+PICTURE_FACES = 16
+
+
 def write_pictures(model: StyleVAE, trainer: Trainer, data: str, holdout: int, out: Path, tag: str) -> None:
     """Samples of the EMA decoder and reconstructions of held-out faces at the model's current stage."""
     r = model.stage.resolution
     view = ema_model(model, trainer)
     view.set_stage(r, model.stage.alpha)
     save_grid(unit(ema_samples(view.decoder, 32, model.z_dim, PICTURE_SEED)), out / f"samples_{tag}.png")
-    x = held_out_faces(data, r, holdout, 16).to(model.decoder.const)
+    x = held_out_faces(data, r, holdout, PICTURE_FACES).to(model.decoder.const)
     save_grid(unit(torch.cat([x, reconstruct(view, x)])), out / f"reconstructions_{tag}.png")
+
+
+def picture_spread_ratio(path: str | os.PathLike[str], resolution: int) -> float:
+    """:func:`input_dependence`'s spread ratio measured on a reconstructions picture of :func:`write_pictures`
+    (its held-out faces, then their reconstructions), from the picture's 8-bit colours.
+
+    The GPU runs come back as pictures, not checkpoints: this puts a number (0: one picture for every input) on
+    what such a picture shows, on 16 faces instead of the factor study's 500.
+    """
+    tiles = read_grid(path, resolution)
+    faces, recs = tiles[:PICTURE_FACES], tiles[PICTURE_FACES:2 * PICTURE_FACES]
+    return input_dependence(faces, recs, faces.mean(0, keepdim=True))["rec_spread_over_input_spread"]
 
 
 def mean_face(data: str | os.PathLike[str], resolution: int, count: int, chunk: int = 1000) -> Tensor:

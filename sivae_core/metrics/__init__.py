@@ -2,7 +2,7 @@
 reconstruction quality. Well-kept implementations (torchmetrics, scipy) do the numerics; this package
 adds the conventions (feature network in eval mode, which features, the likelihood's constants)."""
 
-from .auroc import auroc
+from .auroc import auroc, auroc_standard_error
 from .frechet import (
     FeatureNet,
     frechet_distance,
@@ -17,6 +17,7 @@ from .recon import reconstruction_metrics
 
 __all__ = [
     "auroc",
+    "auroc_standard_error",
     "FeatureNet",
     "frechet_distance",
     "frechet_distances",

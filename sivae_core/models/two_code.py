@@ -17,7 +17,7 @@ function of both codes, reaches both (Appendix 9.3; ``tests/test_translation_mod
 
 Paper setting (LORD's code): encoder convolutions (64, 128, 256, 256, 256), the first 7x7 at stride 1 and
 the others 4x4 at stride 2, down to 4x4 feature maps, then linear layers 4096 -> 256 -> 256 -> 2 x code
-(the paper's text lists the distinct widths (64, 128, 256, 256)); decoder AdaIN blocks of 256 channels,
+(the paper's text, Sec. 9.3, lists four layers, (64, 128, 256, 256)); decoder AdaIN blocks of 256 channels,
 then a 5x5 convolution to 64 channels and a 7x7 one to RGB with a sigmoid. One deliberate difference: the
 AdaIN scale is ``1 + gamma(class code)`` rather than LORD's ``gamma``, so that a fresh decoder passes its
 feature maps through instead of multiplying them by numbers near zero.

@@ -3,7 +3,9 @@ and the baselines, the KL of each code, reconstructions, linear probes of the co
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +26,7 @@ from ..models.two_code import TwoCodeVAE
 if TYPE_CHECKING:
     from . import TranslationSettings
 
-__all__ = ["code_probes", "evaluate_translation", "matrix_layout", "write_matrix"]
+__all__ = ["code_probes", "evaluate_translation", "matrix_layout", "matrix_spread", "write_matrix"]
 
 
 @torch.no_grad()
@@ -109,17 +111,23 @@ def matrix_layout() -> tuple[list[int], list[tuple[int, int]], int]:
 
 def write_matrix(model: TwoCodeVAE, test: Cars3D, path: str | Path) -> Path:
     """Save the 4x4 content-transfer matrix (with its class column and content row) as a PNG."""
-    import matplotlib.pyplot as plt
+    from ..viz.grids import save_grid  # matplotlib only where a picture is written
 
     rows, cols, class_view = matrix_layout()
-    grid = transfer_matrix(model, test.images, rows, cols, class_view)
-    n, pad = len(cols) + 1, 2
-    side = grid.shape[-1]
-    canvas = torch.ones(3, n * (side + pad) + pad, n * (side + pad) + pad)
-    for i, img in enumerate(grid.clamp(0, 1)):
-        top, left = (pad + k * (side + pad) for k in divmod(i, n))
-        canvas[:, top:top + side, left:left + side] = img
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    plt.imsave(path, canvas.permute(1, 2, 0).numpy())
-    return path
+    return save_grid(transfer_matrix(model, test.images, rows, cols, class_view), path, nrow=len(cols) + 1)
+
+
+def matrix_spread(grid: Tensor) -> tuple[float, float]:
+    """Mean absolute pixel difference between the 4x4 transfers of a matrix (25 tiles in :func:`write_matrix`'s
+    order, the first row and column holding the content and class images): along a row, where only the content
+    code changes, and down a column, where only the class code changes.
+
+    A decoder that ignores one of its codes draws the same image wherever only that code changes, so the
+    matching spread is near 0: the number behind "this decoder ignores its content code" in a matrix picture.
+    """
+    n = math.isqrt(len(grid))
+    t = grid.reshape(n, n, *grid.shape[1:])[1:, 1:]
+    pairs = list(combinations(range(n - 1), 2))
+    along_row = sum(float((t[:, i] - t[:, j]).abs().mean()) for i, j in pairs) / len(pairs)
+    down_column = sum(float((t[i] - t[j]).abs().mean()) for i, j in pairs) / len(pairs)
+    return along_row, down_column
