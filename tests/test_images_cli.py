@@ -25,9 +25,11 @@ def test_images_cli_trains_every_method(tmp_path, method):
           "--results", str(tmp_path / "r.json")])
     m = json.loads((out / "metrics.json").read_text())
     assert m["method"] == method and m["budget"]["iterations"] == 4
-    # 4 x 64 images of the paper's 200 epochs x 60,000; the narrower network and z are said, not counted
+    # 4 x 64 images of 200 epochs x 60,000 (the authors' code's MNIST setting: the paper gives none); the narrower
+    # network and z are said, not counted
     assert m["budget"]["fraction_of_paper"] == pytest.approx(4 * 64 / (200 * 60_000))
-    assert m["budget"]["description"].startswith("4 iterations x batch 64 (0.00 of the paper's 200 epochs), channels (4, 8)")
+    assert m["budget"]["description"].startswith(
+        "4 iterations x batch 64 (0.00 of the authors' code's 200 epochs), channels (4, 8) and z 4 (authors' code (64, 128)")
     assert m["frechet"]["value"] > 0 and 0 <= m["samples_recognized"]["recognized"] <= 1
     assert json.loads((tmp_path / "r.json").read_text())["provenance"]["command"]
     for png in ("samples.png", "reconstructions.png", "interpolation.png"):

@@ -3,8 +3,9 @@
 Every run of the book is "N iterations, the first ``warmup * N`` a plain VAE, the learning rate x0.1 at
 ``drops * N``". Two named schedules cover every chapter:
 
-* :data:`PAPER_2D`: the proportions of the paper's 2D budget (Daniel & Tamar 2021, Sec. 9.2.1: 2,000 warm-up
-  iterations and drops at 10,000 and 15,000 of 30,000), for reduced runs that keep the paper's shape;
+* :data:`PAPER_2D`: the proportions of the paper's 2D budget (30,000 iterations, Daniel & Tamar 2021, Sec. 9.2.1)
+  as the authors' code schedules it (2,000 warm-up iterations and drops at 10,000 and 15,000; the paper's text
+  gives neither), for reduced runs that keep that shape;
 * :data:`SHORT`: 10% warm-up and drops at 80% and 90%, for fast-mode runs of a few thousand iterations
   (the paper's early drops would leave a short run only a few hundred iterations at the full learning rate,
   which is where it learns).
