@@ -1,10 +1,30 @@
-"""The residual image models: shapes at several resolutions, eval() == train(), conditional labels."""
+"""The residual image models: the block against the authors' order, shapes at several resolutions, eval() ==
+train(), conditional labels."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from sivae_core.models.resnet import ConditionalResNetVAE, ResNetVAE, build_model
+from sivae_core.models.resnet import ConditionalResNetVAE, ResidualBlock, ResNetVAE, build_model
 from sivae_core.objectives import Noise, SoftIntroVAE
+
+
+@pytest.mark.parametrize("in_ch,out_ch", [(8, 8), (4, 8)])
+def test_residual_block_normalizes_the_branch_before_the_addition(in_ch, out_ch):
+    """The Soft-IntroVAE authors' block, transcribed: out = relu2(bn2(conv2(relu1(bn1(conv1(x))))) + identity),
+    with leaky ReLUs, GroupNorm for BatchNorm and a 1x1 convolution as the identity when the width changes."""
+    torch.manual_seed(0)
+    block = ResidualBlock(in_ch, out_ch, norm="group")
+    for norm in (block.norm1, block.norm2):  # non-trivial affine parameters, so a swapped order shows
+        torch.nn.init.normal_(norm.weight, 1.0, 0.5)
+        torch.nn.init.normal_(norm.bias, 0.0, 0.5)
+    x = torch.randn(2, in_ch, 6, 6)
+    identity = x if in_ch == out_ch else block.shortcut(x)
+    out = F.leaky_relu(block.norm1(block.conv1(x)), 0.2)
+    out = F.leaky_relu(block.norm2(block.conv2(out)) + identity, 0.2)
+    torch.testing.assert_close(block(x), out, rtol=0, atol=0)
+    summed = F.leaky_relu(block.norm2(block.conv2(F.leaky_relu(block.norm1(block.conv1(x)), 0.2)) + identity), 0.2)
+    assert (block(x) - summed).abs().max() > 0.1  # IntroVAE's order (normalizing the sum) is a different function
 
 
 @pytest.mark.parametrize("c,res,channels", [(1, 28, (8, 16)), (3, 32, (8, 16, 32)), (3, 64, (4, 8, 8, 8))])

@@ -42,13 +42,14 @@ def norm_layer(channels: int, kind: str = "group") -> nn.Module:
 
 
 class ResidualBlock(nn.Module):
-    """Table 6's residual block: ``act(norm2(conv3(act(norm1(conv3(x)))) + shortcut(x)))``, act a leaky ReLU (0.2).
+    """Table 6's residual block: ``act(norm2(conv3(act(norm1(conv3(x))))) + shortcut(x))``, act a leaky ReLU (0.2).
 
-    The second normalization acts on the *sum*, as in the original IntroVAE code (github.com/hhb072/IntroVAE).
-    The Soft-IntroVAE authors' block normalizes before the addition, ``act(norm2(conv3(h)) + shortcut(x))`` (their
-    docstring: "self.bn2 on output and not on (output + identity)"). The book's stored results were trained with
-    the order here; with ``norm="none"`` the two are the same function. The shortcut is a 1x1 convolution when the
-    channel count changes (the "1x1" rows of Table 6).
+    The second normalization acts on the residual branch *before* the addition, as in the Soft-IntroVAE authors'
+    code (their docstring: "self.bn2 on output and not on (output + identity)"), which produced the paper's image
+    results; the original IntroVAE code (github.com/hhb072/IntroVAE) normalizes the sum. With ``norm="none"`` the
+    two are the same function. (Before 2026-11-28 this block normalized the sum; of the stored results only the
+    GPU suite's CIFAR-10 run, ``suite_cifar10``, used a normalization and so that order.) The shortcut is a 1x1
+    convolution when the channel count changes (the "1x1" rows of Table 6).
     """
 
     def __init__(self, in_ch: int, out_ch: int, norm: str = "group"):
@@ -61,7 +62,7 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h = F.leaky_relu(self.norm1(self.conv1(x)), 0.2)
-        return F.leaky_relu(self.norm2(self.conv2(h) + self.shortcut(x)), 0.2)
+        return F.leaky_relu(self.norm2(self.conv2(h)) + self.shortcut(x), 0.2)
 
 
 def _check_resolution(resolution: int, channels: tuple[int, ...]) -> int:
