@@ -1,4 +1,5 @@
-"""AS-IntroVAE: the kernel of Eq. 8 against numerical integration, the distance, the schedule, the objective."""
+"""AS-IntroVAE: the kernel of Eq. 8 against numerical integration, the distance, the schedule, the objective, and
+the code form against a transcription of the authors' training step."""
 
 import math
 
@@ -111,7 +112,7 @@ def test_adversarial_directions_of_the_distance():
     eps_e, eps_d = torch.randn(4, 64, 2), torch.randn(2, 64, 2)
     obj = ASIntroVAE(beta_rec=0.3, beta_kl=0.1, beta_neg=0.9, c=0.0)
     base_e, base_d = _losses(obj, model, x, eps_e, eps_d)
-    obj.distance = lambda *a: ASIntroVAE.distance(obj, *a) + 1.0  # type: ignore[method-assign]
+    obj.distance = lambda *a, **k: ASIntroVAE.distance(obj, *a, **k) + 1.0  # type: ignore[method-assign]
     up_e, up_d = _losses(obj, model, x, eps_e, eps_d)
     assert up_e.loss.item() < base_e.loss.item()
     assert up_d.loss.item() > base_d.loss.item()
@@ -130,6 +131,82 @@ def test_counter_schedule_and_forms():
     out_e, out_d = _losses(code, model, x, torch.randn(4, 32, 2), torch.randn(2, 32, 2))
     assert torch.isfinite(out_e.loss) and torch.isfinite(out_d.loss)
     assert OBJECTIVES["asivae"] is ASIntroVAE
+
+
+def _authors_gaussian_distance(mu_a, logvar_a, mu_b, logvar_b, reduce):
+    """LOUEY233/AS-IntroVAE utils.Gaussian_Distance, transcribed: 1-D kernels over all pairs and dimensions, their
+    mean for reduce='mean' and their sum otherwise."""
+    def k(m1, v1, m2, v2):
+        res = torch.exp(-0.5 * (m1[:, None] - m2[None]) ** 2 / (v1[:, None] + v2[None])) / torch.sqrt(v1[:, None] + v2[None])
+        return res.mean() if reduce == "mean" else res.sum()
+
+    va, vb = logvar_a.exp(), logvar_b.exp()
+    return k(mu_a, va, mu_a, va) + k(mu_b, vb, mu_b, vb) - 2 * k(mu_a, va, mu_b, vb)
+
+
+def _authors_as_step(model, x, eps_e, eps_d, hp, c):
+    """The losses of one iteration of LOUEY233/AS-IntroVAE A_VAE.py (Train_AVAE), transcribed with the noise given
+    and a fixed c: the encoder's distance summed, the decoder's averaged and weighed once."""
+    s = 1.0 / x[0].numel()
+    b_rec, b_kl, b_neg, g_r = hp["beta_rec"], hp["beta_kl"], hp["beta_neg"], hp["gamma_r"]
+    sse = lambda a, b: ((a - b) ** 2).flatten(1).sum(1)  # noqa: E731
+    kl = lambda m, lv: -0.5 * (1 + lv - lv.exp() - m ** 2).sum(1)  # noqa: E731
+    rep = lambda m, lv, e: m + e * (0.5 * lv).exp()  # noqa: E731
+    # update E
+    fake = model.decode(eps_e[1])
+    real_mu, real_logvar = model.encode(x)
+    z = rep(real_mu, real_logvar, eps_e[0])
+    rec = model.decode(z)
+    loss_rec, real_kl = sse(x, rec).mean(), kl(real_mu, real_logvar).mean()
+    rec_mu, rec_logvar = model.encode(rec.detach())
+    rec_rec = model.decode(rep(rec_mu, rec_logvar, eps_e[2]))
+    fake_mu, fake_logvar = model.encode(fake.detach())
+    rec_fake = model.decode(rep(fake_mu, fake_logvar, eps_e[3]))
+    kl_rec, kl_fake = kl(rec_mu, rec_logvar), kl(fake_mu, fake_logvar)
+    l_rr, l_rf = sse(rec, rec_rec), sse(fake, rec_fake)
+    dis = _authors_gaussian_distance(*(torch.tanh(t) for t in (rec_mu, rec_logvar, fake_mu, fake_logvar)), "none")
+    exp_rec = (-2 * s * (b_rec * l_rr + b_neg * (c * kl_rec + (1 - c) * dis))).exp().mean()
+    exp_fake = (-2 * s * (b_rec * l_rf + b_neg * (c * kl_fake + (1 - c) * dis))).exp().mean()
+    loss_e = s * (b_rec * loss_rec + b_kl * real_kl) + 0.25 * (exp_rec + exp_fake)
+    # update D
+    fake, rec = model.decode(eps_e[1]), model.decode(z.detach())
+    loss_rec = sse(x, rec).mean()
+    rec_mu, rec_logvar = model.encode(rec)
+    fake_mu, fake_logvar = model.encode(fake)
+    rec_rec = model.decode(rep(rec_mu, rec_logvar, eps_d[0]).detach())
+    rec_fake = model.decode(rep(fake_mu, fake_logvar, eps_d[1]).detach())
+    l_rr, l_fr = sse(rec.detach(), rec_rec).mean(), sse(fake.detach(), rec_fake).mean()
+    rec_mu, rec_logvar, fake_mu, fake_logvar = (torch.tanh(t) for t in (rec_mu, rec_logvar, fake_mu, fake_logvar))
+    kl_r, kl_f = kl(rec_mu, rec_logvar).mean(), kl(fake_mu, fake_logvar).mean()
+    dis = _authors_gaussian_distance(rec_mu, rec_logvar, fake_mu, fake_logvar, "mean")
+    loss_d = s * (loss_rec * b_rec + (c * (kl_r + kl_f) + (1 - c) * dis) * 0.5 * b_kl
+                  + g_r * 0.5 * b_rec * (l_rr + l_fr))
+    return loss_e, loss_d
+
+
+@pytest.mark.parametrize("c", [0.0, 0.4])
+def test_code_form_losses_are_the_authors(c):
+    """form="code" (with c fixed) against the transcribed A_VAE.py step: both players' losses agree, including
+    the encoder's summed distance and the decoder's single weight of it; the paper form's reductions do not."""
+    torch.manual_seed(0)
+    model = ToyVAE(hidden=16, z_dim=3).double()
+    with torch.no_grad():  # spread the posteriors, so that the distance between the two batches is not negligible
+        model.encoder[-1].weight.mul_(20)
+        model.decoder[-1].weight.mul_(5)
+    x = torch.randn(6, 2, dtype=torch.float64) * 2
+    eps_e, eps_d = torch.randn(4, 6, 3, dtype=torch.float64), torch.randn(2, 6, 3, dtype=torch.float64)
+    hp = dict(beta_rec=0.7, beta_kl=0.4, beta_neg=0.9, gamma_r=1e-8)
+    ref_e, ref_d = _authors_as_step(model, x, eps_e, eps_d, hp, c)
+    ours_e, ours_d = _losses(ASIntroVAE(**hp, form="code", c=c), model, x, eps_e, eps_d)
+    torch.testing.assert_close(ours_e.loss, ref_e, rtol=1e-12, atol=0)
+    torch.testing.assert_close(ours_d.loss, ref_d, rtol=1e-12, atol=0)
+    # both steps see the same posteriors here: the encoder's D is the sum over 6 x 6 pairs and 3 dimensions
+    torch.testing.assert_close(ours_e.terms["as_dist"], 6 * 6 * 3 * ours_d.terms["as_dist"], rtol=1e-9, atol=0)
+    mean_e, mean_d = _losses(ASIntroVAE(**hp, form="code", c=c, code_reductions=False), model, x, eps_e, eps_d)
+    if c < 1:  # with the distance in play, averaging it in the encoder or weighing it twice is another objective
+        assert abs(mean_e.loss.item() - ref_e.item()) > 1e-5 and abs(mean_d.loss.item() - ref_d.item()) > 1e-8
+    with pytest.raises(ValueError, match="per_dim"):
+        ASIntroVAE(form="code", kernel="product")
 
 
 def test_settings_map_to_objectives():

@@ -26,21 +26,22 @@ batch distance dominates, after 20% of the iterations AS-IntroVAE *is* Soft-Intr
 code form's tanh only approaches 1).
 
 **Paper form vs code form.** The authors' code (LOUEY233/AS-IntroVAE, ``A_VAE.py`` / ``utils.py``)
-differs from the paper in three ways, offered here as ``form="code"``:
+differs from the paper in four ways, offered here as ``form="code"`` (``tests/test_asivae.py`` checks its losses
+against a transcription of the authors' training step):
 
 * ``c = min(tanh(5 i / T), 1)`` instead of the linear ramp;
 * ``mu`` and ``logvar`` of the fakes are squashed by ``tanh`` before the distance (and, in the decoder
   step, before the fake KL too);
 * the kernel is computed *per latent dimension* without the ``(2 pi)^(-1/2)`` constant and averaged over
-  pairs and dimensions (a mean of 1-D kernels, not the product kernel of Eq. 8).
+  pairs and dimensions (a mean of 1-D kernels, not the product kernel of Eq. 8);
+* the two players reduce and weigh that distance differently (``code_reductions``): the encoder step calls
+  ``Gaussian_Distance(..., reduce='none')``, which *sums* the 1-D kernels over pairs and dimensions (``B^2 L``
+  times the mean for batches of ``B`` codes of ``L`` dimensions), while the decoder step averages them
+  (``reduce='mean'``) and weighs the distance once, ``0.5 beta_kl (c (KL_r + KL_f) + (1 - c) D)``, where the
+  paper's Eq. 9 gives each kind of fake its own ``(1 - c) D``.
 
-Not reproduced by ``form="code"``: the released encoder step calls ``Gaussian_Distance(..., reduce='none')``,
-which *sums* the 1-D kernels over pairs and dimensions (``B^2 L`` times the mean), while its decoder step uses
-``reduce='mean'``; its decoder also weighs ``D`` once (``0.5 beta_kl (1 - c) D``), not once per kind of fake.
-``form="code"`` uses the mean in both steps and the same per-fake weighting as the paper form.
-
-``form="paper"`` (default) follows Eq. 7-9. Individual switches (``anneal``, ``squash``, ``kernel``)
-override the form.
+``form="paper"`` (default) follows Eq. 7-9. Individual switches (``anneal``, ``squash``, ``kernel``,
+``code_reductions``) override the form.
 
 **Annealing without touching the trainer.** ``c`` needs the iteration ``i`` and the budget ``T``. The
 objective counts its own introspective iterations (``self.i``, +1 per decoder step) and ``T`` is the
@@ -105,16 +106,20 @@ def as_distance(mu_r: Tensor, logvar_r: Tensor, mu_g: Tensor, logvar_g: Tensor) 
             - 2 * _mean_kernel(mu_r, logvar_r, mu_g, logvar_g))
 
 
-def as_distance_per_dim(mu_r: Tensor, logvar_r: Tensor, mu_g: Tensor, logvar_g: Tensor) -> Tensor:
-    """The authors' code form: 1-D kernels ``exp(-d^2 / (2 v)) / sqrt(v)`` averaged over pairs *and* dims."""
+def as_distance_per_dim(mu_r: Tensor, logvar_r: Tensor, mu_g: Tensor, logvar_g: Tensor,
+                        reduce: str = "mean") -> Tensor:
+    """The authors' code form: 1-D kernels ``exp(-d^2 / (2 v)) / sqrt(v)`` averaged (``reduce="mean"``) or summed
+    (``"sum"``, their encoder step) over pairs *and* dims."""
+    if reduce not in ("mean", "sum"):
+        raise ValueError(f"reduce must be 'mean' or 'sum', got {reduce!r}")
 
-    def mean_k(ma: Tensor, la: Tensor, mb: Tensor, lb: Tensor) -> Tensor:
+    def k(ma: Tensor, la: Tensor, mb: Tensor, lb: Tensor) -> Tensor:
         v = la.exp().unsqueeze(-2) + lb.exp().unsqueeze(-3)
         d2 = (ma.unsqueeze(-2) - mb.unsqueeze(-3)).pow(2)
-        return (torch.exp(-0.5 * d2 / v) / v.sqrt()).mean(dim=(-3, -2, -1))
+        kernels = torch.exp(-0.5 * d2 / v) / v.sqrt()
+        return kernels.mean(dim=(-3, -2, -1)) if reduce == "mean" else kernels.sum(dim=(-3, -2, -1))
 
-    return mean_k(mu_r, logvar_r, mu_r, logvar_r) + mean_k(mu_g, logvar_g, mu_g, logvar_g) - 2 * mean_k(
-        mu_r, logvar_r, mu_g, logvar_g)
+    return k(mu_r, logvar_r, mu_r, logvar_r) + k(mu_g, logvar_g, mu_g, logvar_g) - 2 * k(mu_r, logvar_r, mu_g, logvar_g)
 
 
 #: The schedules of ``c``: the paper's linear ramp and the authors' code's tanh.
@@ -156,7 +161,7 @@ class ASIntroVAE(SoftIntroVAE):
     def __init__(self, beta_rec: float = 1.0, beta_kl: float = 1.0, beta_neg: float = 1.0, gamma_r: float = 1e-8,
                  alpha: float = 2.0, s: float | None = None, total_iters: int = 28_000, c: float = -1.0,
                  form: str = "paper", anneal: str | None = None, squash: bool | None = None,
-                 kernel: str | None = None, encoder_grad: str = "authors"):
+                 kernel: str | None = None, code_reductions: bool | None = None, encoder_grad: str = "authors"):
         super().__init__(beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg, gamma_r=gamma_r, alpha=alpha, s=s,
                          encoder_grad=encoder_grad)
         if form not in ("paper", "code"):
@@ -168,6 +173,10 @@ class ASIntroVAE(SoftIntroVAE):
         self.kernel = kernel or ("per_dim" if code else "product")
         if self.kernel not in ("product", "per_dim"):
             raise ValueError("kernel must be 'product' (Eq. 8) or 'per_dim' (authors' code)")
+        self.code_reductions = code if code_reductions is None else bool(code_reductions)
+        if self.code_reductions and self.kernel != "per_dim":
+            raise ValueError("code_reductions are the authors' reductions of their per-dimension kernel: use "
+                             "kernel='per_dim' with them")
         if self.anneal not in ANNEAL_MODES:
             raise ValueError(f"anneal must be one of {ANNEAL_MODES} (paper: 'linear', authors' code: 'tanh')")
         self.total_iters = int(total_iters)
@@ -208,12 +217,14 @@ class ASIntroVAE(SoftIntroVAE):
     def _prep(self, mu: Tensor, logvar: Tensor) -> tuple[Tensor, Tensor]:
         return (torch.tanh(mu), torch.tanh(logvar)) if self.squash else (mu, logvar)
 
-    def distance(self, mu_r: Tensor, logvar_r: Tensor, mu_f: Tensor, logvar_f: Tensor) -> Tensor:
-        """D(p_r, p_g) between the posteriors of the reconstructions and of the generated samples."""
+    def distance(self, mu_r: Tensor, logvar_r: Tensor, mu_f: Tensor, logvar_f: Tensor, reduce: str = "mean") -> Tensor:
+        """D(p_r, p_g) between the posteriors of the reconstructions and of the generated samples (``reduce="sum"``:
+        the authors' encoder's sum over pairs and dimensions, per-dimension kernel only)."""
         mu_r, logvar_r = self._prep(mu_r, logvar_r)
         mu_f, logvar_f = self._prep(mu_f, logvar_f)
-        fn = as_distance if self.kernel == "product" else as_distance_per_dim
-        return fn(mu_r, logvar_r, mu_f, logvar_f)
+        if self.kernel == "product":
+            return as_distance(mu_r, logvar_r, mu_f, logvar_f)
+        return as_distance_per_dim(mu_r, logvar_r, mu_f, logvar_f, reduce)
 
     # ------------------------------------------------------------------ the one change to Algorithm 2
     def fake_divergence(self, player: str, kl_r: Tensor, kl_f: Tensor, post_r: tuple[Tensor, Tensor],
@@ -221,16 +232,20 @@ class ASIntroVAE(SoftIntroVAE):
         """Eq. 9: the fakes are judged by ``c KL + (1 - c) D(p_r, p_g)`` instead of their KL alone.
 
         The encoder *maximizes* D (it lowers ``exp(-alpha s E)`` of both fakes), the decoder minimizes it;
-        D is one number per batch, shared by both kinds of fakes.
+        D is one number per batch, shared by both kinds of fakes. With ``code_reductions`` the encoder's D is the
+        authors' sum and the decoder gives each fake half a D (so that its loss holds D once, as theirs does); the
+        logged ``as_dist`` is the D the player used.
         """
-        dist = self.distance(*post_r, *post_f)
+        summed = self.code_reductions and player == "encoder"
+        dist = self.distance(*post_r, *post_f, reduce="sum" if summed else "mean")
         if self._count.device != dist.device:  # the first step, eager: the counter joins the model
             self._count = self._count.to(dist.device)
         c = self._c()  # float64 and 0-dim: it takes the dtype of the per-sample KLs it weighs
         if player == "decoder" and self.squash:
             # The code form also squashes before the decoder's fake KL (A_VAE.py); the paper does not.
             kl_r, kl_f = kl_to_standard_normal(*self._prep(*post_r)), kl_to_standard_normal(*self._prep(*post_f))
-        adv = (1 - c) * dist.unsqueeze(-1)
+        weight = 0.5 if self.code_reductions and player == "decoder" else 1.0
+        adv = weight * (1 - c) * dist.unsqueeze(-1)
         return c * kl_r + adv, c * kl_f + adv, {"as_dist": dist, "c": torch.zeros_like(dist) + c.to(dist.dtype)}
 
     def decoder_loss(self, model: IntroVAEModel, x: Tensor, noise: Noise, hp: HParams,
