@@ -157,8 +157,9 @@ def test_recognized_classes_tells_digits_from_garments_and_collapse():
     assert real["recognized"] > 0.95 and real["classes_covered"] == 10
     assert recognized_classes(garments, net, "mnist")["recognized"] < 0.02
     assert recognized_classes(garments, net, "fmnist")["classes_covered"] == 10
+    assert sum(real["class_counts"]) == round(real["recognized"] * 1000)  # the recognized images, per class
     collapsed = recognized_classes(digits[:1].repeat(200, 1, 1, 1), net, "mnist")
-    assert collapsed["classes_covered"] == 1
+    assert collapsed["classes_covered"] == 1 and sorted(collapsed["class_counts"])[-2:] == [0, 200]
     assert recognized_classes(torch.rand(500, 1, 28, 28), net, "mnist")["recognized"] < 0.2
 
 

@@ -69,16 +69,19 @@ def recognized_classes(images: Tensor, net: FeatureNet, dataset: str, threshold:
     """Do generated images look like ``dataset``? The shipped classifier's verdict on them.
 
     Returns the fraction of images it assigns to one of ``dataset``'s classes with softmax probability
-    above ``threshold`` (``recognized``), and how many of that dataset's 10 classes receive at least 1% of
-    the images (``classes_covered``: a mode-collapsed sampler scores low even when every image is sharp).
-    A complement to the Frechet distance that a reader can check against the sample grid.
+    above ``threshold`` (``recognized``), how many images it assigns to each of that dataset's 10 classes
+    (``class_counts``), and how many of the classes receive at least 1% of the images (``classes_covered``: a
+    mode-collapsed sampler scores low even when every image is sharp). A complement to the Frechet distance that a
+    reader can check against the sample grid.
     """
     probs = torch.cat([net.logits(x).softmax(-1) for x in images.split(500)])
     own = list(FEATURE_NET_CLASSES[dataset])
     conf, cls = probs.max(-1)
     ok = (conf > threshold) & (cls >= own[0]) & (cls <= own[-1])
-    share = torch.bincount(cls[ok] - own[0], minlength=10).float() / len(images)
-    return {"recognized": float(ok.float().mean()), "classes_covered": int((share >= 0.01).sum())}
+    counts = torch.bincount(cls[ok] - own[0], minlength=10)
+    share = counts.float() / len(images)
+    return {"recognized": float(ok.float().mean()), "classes_covered": int((share >= 0.01).sum()),
+            "class_counts": counts.tolist()}
 
 
 def load_feature_net(path: str | Path = FEATURE_NET_PATH, device: str | torch.device = "cpu") -> FeatureNet:
