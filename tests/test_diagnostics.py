@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -76,3 +77,25 @@ def test_traversal_is_a_line_in_generation_space():
     assert torch.allclose(steps, steps[0].expand_as(steps), atol=1e-5)  # equal steps along a line in z0
     straight = traverse(ToyVAE(hidden=8), a, b, n=3)
     assert torch.allclose(straight[1], (a + b) / 2)
+
+
+def test_pockets_and_leaks_draws_q_on_a_window_that_holds_the_marked_codes():
+    """An encoder whose codes lie near (6, 6): the q(z) panel widens beyond [-4, 4]^2 to show its marked codes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sivae_core.viz.latent import pockets_and_leaks
+
+    model = ToyVAE(hidden=8)
+    with torch.no_grad():
+        last = model.encoder[-1]
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([6.0, 6.0, math.log(0.05), math.log(0.05)]))
+    fig, axes = plt.subplots(1, 3)
+    pockets_and_leaks(model, "far", axes)
+    marked = np.concatenate([c.get_offsets() for c in axes[1].collections[1:]])
+    lim = axes[1].get_xlim()[1]
+    assert lim > 4 and np.abs(marked).max() < lim and axes[1].get_ylim()[1] == lim
+    plt.close(fig)

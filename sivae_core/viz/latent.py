@@ -14,8 +14,8 @@ __all__ = ["pockets_and_leaks"]
 
 def pockets_and_leaks(model: IntroVAEModel, title: str, axes: np.ndarray, dataset: str = "moons") -> None:
     """Three panels: samples with the low- and high-posterior samples marked (LP: red x, HP: blue +); the
-    aggregate posterior q(z) with the LP and HP codes; the encoded data in the generation space (g(z) for a
-    decoupled prior, z itself for N(0, I))."""
+    aggregate posterior q(z) with the LP and HP codes (on a window that holds them); the encoded data in the
+    generation space (g(z) for a decoupled prior, z itself for N(0, I))."""
     data = sample(dataset, 5000, torch.Generator().manual_seed(1))
     mu, logvar = encode_all(model, data)
     gen = torch.Generator().manual_seed(2)
@@ -31,12 +31,16 @@ def pockets_and_leaks(model: IntroVAEModel, title: str, axes: np.ndarray, datase
     axes[0].scatter(*x_hp.T, c="blue", marker="+", s=60, label="HP")
     axes[0].set_title(f"{title}: samples")
     axes[0].legend(loc="lower left", fontsize=7)
-    side = torch.linspace(-4, 4, 150)
+    # q(z) on [-4, 4]^2, or on a window wide enough to hold every marked code (they can lie far out)
+    lim = max(4.0, float(np.ceil(torch.cat([lp, hp]).abs().max().item())) + 1)
+    side = torch.linspace(-lim, lim, 150)
     dens = aggregate_log_prob(torch.cartesian_prod(side, side), mu, logvar).exp().reshape(150, 150).T
     axes[1].pcolormesh(side, side, dens, cmap="viridis", shading="auto")
     axes[1].scatter(*lp.T, c="red", marker="x", s=60)
     axes[1].scatter(*hp.T, c="cyan", marker="+", s=60)
-    axes[1].set_title("aggregate posterior q(z)")
+    axes[1].set_xlim(-lim, lim)
+    axes[1].set_ylim(-lim, lim)
+    axes[1].set_title("aggregate posterior q(z)" + (f", [-{lim:g}, {lim:g}]$^2$" if lim > 4 else ""))
     axes[2].scatter(*z0[:2000].T, s=1, c="tab:purple")
     axes[2].set_title("encoded data in the generation space")
     axes[2].set_xlim(-4, 4)
