@@ -76,6 +76,19 @@ def test_fast_preset_and_curve():
     assert c["alpha"][2] == 0.0 and c["alpha"][-1] == 1.0
 
 
+def test_beta_rec_per_resolution_rides_with_its_phase():
+    """A schedule given one ``beta_rec`` per resolution hands each phase's value out with its states (fade-in
+    included); without one the states carry None, which leaves the objective's own weight alone."""
+    s = uniform_schedule(1_000, 16, 1.0, (8, 8, 8), 1e-3, 1.0, beta_rec=(204.8, 51.2, 12.8))
+    assert [p.beta_rec for p in s.phases] == [204.8, 51.2, 12.8]
+    assert [s.state(n).beta_rec for n in (0, 999, 1_000, 1_250, 2_000, 10_000)] == [204.8, 204.8, 51.2, 51.2,
+                                                                                   12.8, 12.8]
+    assert {s.state(n).beta_rec for n in range(0, 3_000, 100)} == {204.8, 51.2, 12.8}
+    assert uniform_schedule(1_000, 16, 1.0, (8, 8, 8), 1e-3, 1.0).state(1_500).beta_rec is None
+    with pytest.raises(ValueError, match="beta_rec"):
+        uniform_schedule(1_000, 16, 1.0, (8, 8, 8), 1e-3, 1.0, beta_rec=(1.0, 2.0))
+
+
 def test_schedule_plots(tmp_path):
     import matplotlib
 

@@ -139,6 +139,25 @@ def test_log_fields_phases_and_pictures(faces, tmp_path):
         assert (out / name).stat().st_size > 0, name
 
 
+def test_rec_per_image_weighs_each_resolution_by_its_pixels(faces, tmp_path):
+    """``--rec-per-image``: beta_rec is the preset's rule at the final 8x8 (0.05 (256/8)^2 = 51.2) and four times
+    that at 4x4, logged per step, and the objective uses it: the warm-up's joint loss is beta_rec rec + beta_kl KL
+    with 204.8. Without the flag the run keeps 51.2 throughout."""
+    from sivae_core.experiments.style import schedule_of, settings
+
+    assert [p.beta_rec for p in schedule_of(settings("gpu64", rec_per_image=True), 9_000).phases] == [
+        204.8, 51.2, 12.8, 3.2, 0.8]
+    assert {p.beta_rec for p in schedule_of(settings("gpu64"), 9_000).phases} == {None}
+    assert main(["style", "--data", str(faces), "--out", str(tmp_path / "per"), "--steps", "6", *RUN,
+                 "--rec-per-image"]) == 0
+    run_cli(faces, tmp_path / "one", 6)
+    per, one = read_log(tmp_path / "per"), read_log(tmp_path / "one")
+    assert [(r["resolution"], r["beta_rec"]) for r in per] == [(4, 204.8)] * 4 + [(8, 51.2)] * 2
+    assert {r["beta_rec"] for r in one} == {51.2}
+    for r in per[:2]:  # the plain-VAE warm-up: its loss is the weighted sum of the logged terms
+        assert r["enc_loss"] == pytest.approx(204.8 * r["joint/rec"] + 0.2 * r["joint/kl"], rel=1e-5)
+
+
 def test_step_grid_of_a_schedule_whose_batch_changes():
     """By hand, the fast CPU schedule on 9,000 faces: 4,500 images a phase (9,000 at 32x32), batches 32, 32, 16, 16.
     A phase's first step is the first that starts at or after its start; the last step of a phase may run past it."""

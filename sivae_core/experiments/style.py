@@ -67,7 +67,13 @@ class StyleSettings:
     lr: float = 1.5e-3
     beta_neg: tuple[float, ...] = PAPER_BETA_NEG
     vae_epochs: float = 0.0
+    #: The reconstruction weight; with ``rec_per_image`` the weight at the final resolution.
     beta_rec: float = 0.05
+    #: Scale ``beta_rec`` at each resolution ``R`` below the final one by ``(resolution / R)^2``. The error is summed
+    #: over the pixels, so one ``beta_rec`` for every resolution (the authors' runs, and every preset) weighs an
+    #: image's reconstruction 4x less against the KL terms at each halving of the resolution; with this the balance
+    #: per image is the same at every resolution (see :func:`settings`).
+    rec_per_image: bool = False
     beta_kl: float = 0.2
     s: float = 5e-6
     gamma_r: float = 1e-8
@@ -100,6 +106,9 @@ def settings(preset: str = "cpu32", world: int = 1, **overrides: Any) -> StyleSe
     authors' weights 222 (258 with the VAE epoch; reconstructions ignore the input), the per-image ``beta_rec`` 215,
     with the VAE epoch 194 (face-like blobs that follow the input's light); ``s = 1 / (3 R^2)`` instead (the rule
     5e-6 follows at 256) collapses the posterior (real KL ~1 nat; 199, 204 with the VAE epoch).
+
+    The same rule applied at every resolution of a run, not only at its final one, is ``rec_per_image=True``
+    (e.g. ``gpu64``: 204.8 at 4x4 down to 0.8 at 64x64); no preset sets it, ``style-factors`` measures it.
     """
     fast = preset in ("cpu32", "gpu64")
     if preset == "cpu32":
@@ -138,8 +147,9 @@ def build_model(s: StyleSettings) -> StyleVAE:
 def schedule_of(s: StyleSettings, n_train: int) -> ProgressiveSchedule:
     n = len(resolutions_up_to(s.resolution))
     pad = lambda values: [values[min(i, len(values) - 1)] for i in range(n)]  # the last value repeats
+    recs = [s.beta_rec * (s.resolution / r) ** 2 for r in resolutions_up_to(s.resolution)] if s.rec_per_image else None
     return uniform_schedule(n_train, s.resolution, s.epochs_per_resolution, pad(s.batches), s.lr, pad(s.beta_neg),
-                            final_epochs=s.final_epochs, vae_epochs=s.vae_epochs)
+                            final_epochs=s.final_epochs, vae_epochs=s.vae_epochs, beta_rec=recs)
 
 
 class ProgressiveFaces:
@@ -167,7 +177,8 @@ class ProgressiveFaces:
 class ProgressiveHook:
     """The trainer's step hook of a progressive run: before every step, in every process, read the schedule at
     ``trainer.images_seen`` and set the stage (model, EMA copy, data), the global batch, both learning rates,
-    ``beta_neg`` and the EMA's decay; announce the step to the model's random source with this process's rank.
+    ``beta_neg`` (and ``beta_rec``, where the schedule has one per resolution) and the EMA's decay; announce the
+    step to the model's random source with this process's rank.
 
     Both Adam states are reset at the *first step of a phase* (the authors reset them when the resolution
     grows), decided from the schedule and the images seen alone: a run resumed mid-phase keeps the Adam state
@@ -197,6 +208,8 @@ class ProgressiveHook:
             for group in opt.param_groups:
                 group["lr"] = st.lr
         trainer.objective.hparams["beta_neg"] = st.beta_neg
+        if st.beta_rec is not None:
+            trainer.objective.hparams["beta_rec"] = st.beta_rec
         if trainer.ema is not None:
             trainer.ema.module.stage = stage
             cfg.ema_decay = 0.5 ** (st.batch / self.ema_half_life)
@@ -216,7 +229,8 @@ def jsonl_log(path: Path, schedule: ProgressiveSchedule, model: StyleVAE) -> Cal
         st = schedule.state(trainer.images_seen - trainer.config.batch_size)
         line = {"step": iteration, "images_seen": trainer.images_seen, "resolution": model.stage.resolution,
                 "alpha": round(model.stage.alpha, 6), "batch": trainer.config.batch_size, "lr": st.lr,
-                "beta_neg": st.beta_neg, "objective": "vae" if vae else "sivae",
+                "beta_neg": st.beta_neg, "beta_rec": trainer.objective.hparams["beta_rec"],
+                "objective": "vae" if vae else "sivae",
                 "enc_loss": record["loss_joint" if vae else "loss_encoder"],
                 "dec_loss": record["loss_joint" if vae else "loss_decoder"],
                 **{k: v for k, v in record.items() if "/" in k}, "wall_s": round(time.perf_counter() - start, 2)}
@@ -306,6 +320,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, nargs="+", help="global batch per resolution 4, 8, ... (the last repeats)")
     p.add_argument("--vae-epochs", type=float, help="plain-VAE epochs at the start")
     p.add_argument("--beta-rec", type=float, help="0.05 for CelebA-HQ (default), 0.1 for FFHQ")
+    p.add_argument("--rec-per-image", action="store_true", help="scale beta_rec by (final / R)^2 at each resolution "
+                   "R, keeping an image's reconstruction weight against the KLs the same at every resolution")
     p.add_argument("--holdout", type=int, help="last prepared images never trained on (default 1000)")
     p.add_argument("--log-every", type=int, default=50, help="log.jsonl gets one line every N steps")
     p.add_argument("--checkpoint-every", type=int, default=500, help="checkpoint every N steps (and at the end)")
@@ -329,7 +345,8 @@ def run(args: argparse.Namespace) -> int:
     prov = provenance(dev) if args.record else {}  # taken at the start: the commit that trains
     s = settings(args.preset, shard.world, resolution=args.resolution, epochs_per_resolution=args.epochs_per_resolution,
                  final_epochs=args.final_epochs, batches=args.batch, vae_epochs=args.vae_epochs,
-                 beta_rec=args.beta_rec, holdout=args.holdout, seed=args.seed)
+                 beta_rec=args.beta_rec, rec_per_image=args.rec_per_image or None, holdout=args.holdout,
+                 seed=args.seed)
     out = Path(args.out)
     evaluation: dict[str, Any] = {}
     on_end = phase_end_writer(out, args.data, s, args.fd, evaluation)

@@ -3,10 +3,12 @@
 The stored GPU run (``gpu64``, 4 -> 64 on an H200) ended with colour blobs and reconstructions that ignore the
 input, while the CPU preset (``cpu32``) grew crude faces from about as many images. The two runs differ in several
 settings at once. This command trains the chapter's live run (the CPU model grown 4 -> 16 on the first 3,000 faces,
-500 held out, 1 epoch per resolution and 2 at the last, batches 32, 32, 16) as it is and with one of the GPU run's
-settings at a time, then all of them together, over seeds, and measures what the GPU run failed at: whether the
-reconstructions of held-out faces follow the input (:func:`~sivae_core.experiments.style_eval.input_dependence`),
-and the Frechet distance of EMA samples (:func:`~sivae_core.experiments.style_eval.fd_summary`).
+500 held out, 1 epoch per resolution and 2 at the last, batches 32, 32, 16) as it is, with one of the GPU run's
+settings at a time, with all of them together, and with a candidate remedy (the per-image ``beta_rec`` at every
+resolution, :attr:`~sivae_core.experiments.style.StyleSettings.rec_per_image`), over seeds, and measures what the
+GPU run failed at: whether the reconstructions of held-out faces follow the input
+(:func:`~sivae_core.experiments.style_eval.input_dependence`), and the Frechet distance of EMA samples
+(:func:`~sivae_core.experiments.style_eval.fd_summary`).
 
 The GPU run's wider model (256 channels, ``z = w = 256``) is not among the factors: at 16x16 it costs a CPU about
 twenty times the narrow model's step.
@@ -54,6 +56,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "batch_128_4x_images": ("batch 128 and 4x the preset's images (4 epochs per resolution, 8 at the last)",
                             dict(batches=(128,), epochs_per_resolution=4.0, final_epochs=8.0)),
     "gpu_all": ("all of the GPU run's settings above together", {k: v for o in GPU.values() for k, v in o.items()}),
+    # A candidate remedy for the next GPU run: the per-image beta_rec rule at every resolution, not only the last.
+    "rec_per_image": ("beta_rec per image at every resolution (204.8 at 4x4, 51.2 at 8x8, 12.8 at 16x16)",
+                      dict(rec_per_image=True)),
+    "batch_128_rec_per_image": ("batch 128 (the GPU run's) with beta_rec per image at every resolution",
+                                dict(GPU["batch"], rec_per_image=True)),
 }
 
 

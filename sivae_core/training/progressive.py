@@ -58,6 +58,8 @@ class Phase:
     beta_neg: float
     #: Epochs at the start of the phase that fade the new block in (0 for the first resolution).
     fade_epochs: float = 0.0
+    #: The phase's ``beta_rec``; None: the objective's own, unchanged (the authors' one value for every resolution).
+    beta_rec: float | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class ScheduleState:
     epoch: float
     #: True during the plain-VAE warm-up at the start of training.
     vae: bool
+    #: The phase's ``beta_rec`` (None: leave the objective's).
+    beta_rec: float | None = None
 
 
 @dataclass(frozen=True)
@@ -152,7 +156,8 @@ class ProgressiveSchedule:
         ph, into = self.phases[i], images_seen - self.starts[i]
         alpha = fade_alpha(into / (ph.fade_epochs * self.dataset_size)) if ph.fade_epochs else 1.0
         epoch = images_seen / self.dataset_size
-        return ScheduleState(i, ph.resolution, alpha, ph.batch, ph.lr, ph.beta_neg, epoch, epoch < self.vae_epochs)
+        return ScheduleState(i, ph.resolution, alpha, ph.batch, ph.lr, ph.beta_neg, epoch, epoch < self.vae_epochs,
+                             ph.beta_rec)
 
     def curve(self, points: int = 512) -> dict[str, list[float]]:
         """``epoch``, ``resolution`` and ``alpha`` at ``points`` evenly spaced moments, for plotting."""
@@ -181,18 +186,22 @@ class ProgressiveSchedule:
 
 def uniform_schedule(dataset_size: int, resolution: int, epochs_per_resolution: float, batches: Sequence[int],
                      lr: float | Sequence[float], beta_neg: float | Sequence[float], final_epochs: float | None = None,
-                     vae_epochs: float = 0.0) -> ProgressiveSchedule:
+                     vae_epochs: float = 0.0, beta_rec: Sequence[float] | None = None) -> ProgressiveSchedule:
     """``epochs_per_resolution`` at every resolution up to ``resolution`` (``final_epochs`` at the last one),
-    each fading in over half of ``epochs_per_resolution``; per-resolution lists or one value for lr and beta_neg."""
+    each fading in over half of ``epochs_per_resolution``; per-resolution lists or one value for lr and beta_neg,
+    and optionally a ``beta_rec`` per resolution."""
     n = resolution.bit_length() - 2
     lrs = list(lr) if isinstance(lr, Sequence) else [lr] * n
     negs = list(beta_neg) if isinstance(beta_neg, Sequence) else [beta_neg] * n
-    if min(len(batches), len(lrs), len(negs)) < n:
-        raise ValueError(f"need a batch, lr and beta_neg for each of the {n} resolutions 4..{resolution}")
+    recs: list[float | None] = list(beta_rec) if beta_rec is not None else [None] * n
+    if min(len(batches), len(lrs), len(negs), len(recs)) < n:
+        raise ValueError(f"need a batch, lr, beta_neg (and beta_rec, if given) for each of the {n} resolutions "
+                         f"4..{resolution}")
     phases = []
     for i in range(n):
         epochs = final_epochs if (i == n - 1 and final_epochs is not None) else epochs_per_resolution
-        phases.append(Phase(4 << i, epochs, batches[i], lrs[i], negs[i], epochs_per_resolution / 2 if i else 0.0))
+        phases.append(Phase(4 << i, epochs, batches[i], lrs[i], negs[i], epochs_per_resolution / 2 if i else 0.0,
+                            recs[i]))
     return ProgressiveSchedule(tuple(phases), dataset_size, vae_epochs)
 
 
