@@ -133,6 +133,19 @@ def test_counter_schedule_and_forms():
     assert OBJECTIVES["asivae"] is ASIntroVAE
 
 
+def test_distance_refuses_a_sum_it_cannot_take():
+    """The product kernel (Eq. 8) has no per-dimension sum: asked for one, the distance says so instead of
+    returning its mean; the per-dimension kernel's sum is its mean times B^2 L (B = 3 pairs per side, L = 2)."""
+    mu, lv = torch.randn(3, 2, dtype=torch.float64), torch.randn(3, 2, dtype=torch.float64) * 0.1
+    with pytest.raises(ValueError, match="per_dim"):
+        ASIntroVAE().distance(mu, lv, mu + 1, lv, reduce="sum")
+    with pytest.raises(ValueError, match="reduce"):
+        ASIntroVAE(form="code").distance(mu, lv, mu + 1, lv, reduce="none")
+    code = ASIntroVAE(form="code")
+    pairs = (code.distance(mu, lv, mu + 1, lv, reduce="sum"), code.distance(mu, lv, mu + 1, lv))
+    assert pairs[0].item() == pytest.approx(3 * 3 * 2 * pairs[1].item(), rel=1e-12)
+
+
 def _authors_gaussian_distance(mu_a, logvar_a, mu_b, logvar_b, reduce):
     """LOUEY233/AS-IntroVAE utils.Gaussian_Distance, transcribed: 1-D kernels over all pairs and dimensions, their
     mean for reduce='mean' and their sum otherwise."""

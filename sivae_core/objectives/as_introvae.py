@@ -220,6 +220,11 @@ class ASIntroVAE(SoftIntroVAE):
     def distance(self, mu_r: Tensor, logvar_r: Tensor, mu_f: Tensor, logvar_f: Tensor, reduce: str = "mean") -> Tensor:
         """D(p_r, p_g) between the posteriors of the reconstructions and of the generated samples (``reduce="sum"``:
         the authors' encoder's sum over pairs and dimensions, per-dimension kernel only)."""
+        if reduce not in ("mean", "sum"):
+            raise ValueError(f"reduce must be 'mean' or 'sum', got {reduce!r}")
+        if self.kernel == "product" and reduce == "sum":
+            raise ValueError("reduce='sum' is the authors' sum of per-dimension kernels; Eq. 8's product kernel has "
+                             "only its mean over pairs: use kernel='per_dim' (form='code') to sum")
         mu_r, logvar_r = self._prep(mu_r, logvar_r)
         mu_f, logvar_f = self._prep(mu_f, logvar_f)
         if self.kernel == "product":
