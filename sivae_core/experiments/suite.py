@@ -34,7 +34,7 @@ from .paper import AS_READINGS
 from .suite_2d import AS_DATASETS, figure_job, run_table2, run_table2_tf32
 from .suite_bench import run_bench
 from .suite_cifar import run_cifar10
-from .suite_style import run_style
+from .suite_style import RECORD, run_style
 from .suite_translation import run_translation
 
 __all__ = ["Job", "JobContext", "JOBS", "run_suite", "pack", "add_arguments", "run"]
@@ -101,8 +101,10 @@ JOBS: list[Job] = [
     Job("cifar10", 0.35, ("cifar10/cifar10_exact_subset.npz",), run_cifar10, "CIFAR-10 S-IntroVAE (unconditional "
         "and class-conditional) for the job's budget: Frechet-distance curve, samples and reconstructions"),
     Job("style", 0.4, ("celeba/img_align_celeba_10k",), run_style, "the style-based Soft-IntroVAE grown 4 -> 64 on "
-        "the 10k CelebA faces (prepared on the machine) for at most 8 minutes: FD of EMA samples, grids; "
-        "--only style --budget-s 540 gives it all of them"),
+        "the 10k CelebA faces (prepared on the machine) for at most 8 minutes, batch 32 and the per-image beta_rec "
+        "at every resolution (the first run, suite_style, had neither and learned no faces): FD of EMA samples, "
+        "whether reconstructions follow the input at each resolution, grids; --only style --budget-s 540 gives it "
+        "all of them", result=RECORD),
     Job("translation", 0.4, ("cars3d/cars64",), run_translation, "Cars3D content transfer at the paper's settings "
         "(pixel loss): Soft-IntroVAE for half the job's time, the beta-VAE and the autoencoder to the same "
         "iterations; scores on the 20 held-out cars and transfer matrices. Its data does not fit one call's carry "
