@@ -91,9 +91,9 @@ def grid_log_likelihood(model: IntroVAEModel, x: Tensor, decoder_logvar: float =
     With two latent dimensions the integral that makes the ELBO necessary is a sum over a grid, so the bound can be
     checked against the quantity it bounds: ``log p(x) - ELBO(x)`` must equal the posterior KL, computed here
     independently as the KL between ``q(z|x)`` and the posterior ``p(x|z) p(z) / p(x)``, both as cell probabilities
-    on the same grid. The
-    grid must resolve the posteriors (a step well below the encoder's standard deviations) and cover the prior's
-    mass (``limit = 4`` leaves about 1e-4 of N(0, I) outside); the decoder is evaluated once for all samples.
+    on the same grid. The grid must resolve the posteriors (a step well below the encoder's standard deviations)
+    and cover the prior's mass (``limit = 4`` leaves about 1e-4 of N(0, I) outside); the decoder is evaluated once
+    for all samples.
     """
     if model.z_dim != 2:
         raise ValueError(f"grid_log_likelihood integrates over a 2D latent space; this model has {model.z_dim} "
