@@ -47,9 +47,9 @@ def test_smoke_runs_every_job_and_packs_its_results(tmp_path, one_thread):
         assert {f"translation/translation_gpu_{m}_matrix.png" for m in translation} <= names
         style = json.load(tar.extractfile("style/suite_style2.json"))
         assert "style/style64v2_samples_final.png" in names
-    # the style job: the factor study's remedy (one batch, beta_rec per image) and the input check per resolution
-    assert style["settings"]["rec_per_image"] and style["settings"]["batches"] == [8]
-    assert [ph["beta_rec"] for ph in style["schedule"]] == [4 * 51.2, 51.2]
+    # the style job: the CPU run's beta_rec, one batch, and the input check per resolution
+    assert style["settings"]["beta_rec"] == 3.2 and style["settings"]["batches"] == [8]
+    assert not style["settings"]["rec_per_image"] and [ph["beta_rec"] for ph in style["schedule"]] == [None, None]
     assert set(style["evaluation"]["fd_by_resolution"]) == {"4"} and "input_dependence" in style["evaluation"]
     # the translation baselines train as many iterations as Soft-IntroVAE reached, on the paper's model and losses
     iterations = {m: r["budget"]["iterations"] for m, r in translation.items()}
