@@ -40,10 +40,8 @@ __all__ = ["run_style", "job_settings", "probe_images_per_s", "fit_epochs", "MAX
 MAX_JOB_S = 480.0
 #: The job's stored record (the first GPU run's, with the preset's batches and one beta_rec, is ``suite_style``).
 RECORD = "suite_style2"
-
-
-#: The CPU run's ``beta_rec`` (the per-image rule at 32x32), kept at 64x64.
-BETA_REC = 3.2
+#: The CPU run's ``beta_rec`` (``cpu32``'s per-image rule at 32x32: 3.2), kept at 64x64.
+BETA_REC = settings("cpu32").beta_rec
 
 
 def job_settings(smoke: bool) -> StyleSettings:
@@ -123,9 +121,9 @@ def run_style(ctx: JobContext) -> dict[str, Any]:
         shutil.copy(scratch / png, ctx.out / f"style64v2_{png}")
     fd = result["evaluation"]["fd"]
     ctx.write(RECORD, {**result, "data": {"source": CELEBA_10K, "prepare_seconds": round(prep_s, 1),
-                                                  "train_images": n_train, "held_out": s.holdout},
-                              "probe_images_per_s": {str(r): round(v, 1) for r, v in rates.items()},
-                              "smoke": smoke})
+                                          "train_images": n_train, "held_out": s.holdout},
+                       "probe_images_per_s": {str(r): round(v, 1) for r, v in rates.items()},
+                       "smoke": smoke})
     return {"iterations": run.info["iterations"], "finished": run.info["finished"],
             "resolution": run.model.stage.resolution, "fd_start": fd["start"], "fd_end": fd["end"],
             **result["evaluation"]["input_dependence"],
